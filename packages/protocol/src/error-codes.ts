@@ -1,0 +1,95 @@
+/**
+ * The one registry of Ferry's error codes. Codes are `FERRY_<side><4 digits>`:
+ * side `S` for the service (and the tools around it), `C` for client SDKs.
+ * Ranges: 1xxx configuration and sync rules, 2xxx authentication,
+ * 3xxx replication, 4xxx requests and the sync stream, 5xxx storage,
+ * 9xxx internal. A code never changes meaning once released.
+ *
+ * Each entry documents what happened and what to do; `docs/errors.md` is
+ * generated from this table (`npm run docs:errors`).
+ */
+export const ERROR_CODES = {
+  // ── configuration & rules ────────────────────────────────────────────────
+  /** The config file could not be read or parsed as YAML. Fix the file at the reported line. */
+  FERRY_S1001: { status: 500, title: 'Config file unreadable' },
+  /** A config key is missing, unknown or has the wrong type. The message names the key and line. */
+  FERRY_S1002: { status: 500, title: 'Invalid config value' },
+  /** `!env VAR` names an environment variable that is not set. Set it or remove the reference. */
+  FERRY_S1003: { status: 500, title: 'Missing environment variable' },
+  /** The sync rules file is not valid YAML or has the wrong shape. Fix it at the reported line. */
+  FERRY_S1101: { status: 500, title: 'Invalid sync rules file' },
+  /** A sync rules query has a SQL syntax error. The message gives file, line and column. */
+  FERRY_S1102: { status: 500, title: 'Sync rules SQL syntax error' },
+  /** A sync rules query uses a construct Ferry does not support. Rewrite it as the message suggests. */
+  FERRY_S1103: { status: 500, title: 'Unsupported sync rules construct' },
+  /** A sync rules query references something that does not exist (bucket parameter, function). */
+  FERRY_S1104: { status: 500, title: 'Invalid sync rules reference' },
+
+  // ── authentication ───────────────────────────────────────────────────────
+  /** No token was sent. Send `Authorization: Token <jwt>` (or `Bearer`). */
+  FERRY_S2001: { status: 401, title: 'Missing token' },
+  /** The token is not a well-formed JWT, or its signature does not verify against the configured keys. */
+  FERRY_S2002: { status: 401, title: 'Invalid token' },
+  /** The token has expired (`exp` is in the past). Fetch a fresh token. */
+  FERRY_S2003: { status: 401, title: 'Token expired' },
+  /** The token's `aud` does not match the configured audience. Issue tokens for the audience in ferry.yaml. */
+  FERRY_S2004: { status: 401, title: 'Wrong token audience' },
+  /** The token has no `sub` claim; Ferry uses it as the user id. */
+  FERRY_S2005: { status: 401, title: 'Token has no subject' },
+  /** The token's algorithm or key id is not accepted by the configured keys. */
+  FERRY_S2006: { status: 401, title: 'Token key not accepted' },
+  /** The JWKS URL could not be fetched. Check `client_auth.jwks_uri` and that the server is reachable. */
+  FERRY_S2007: { status: 503, title: 'JWKS unavailable' },
+
+  // ── replication ──────────────────────────────────────────────────────────
+  /** Postgres is not configured for logical replication. Set `wal_level=logical` and restart Postgres. */
+  FERRY_S3001: { status: 500, title: 'Logical replication unavailable' },
+  /** A table the sync rules read does not exist in Postgres. Create it or fix the rules. */
+  FERRY_S3002: { status: 500, title: 'Source table missing' },
+  /** A replicated table has no primary key and no replica identity. Add a primary key or `REPLICA IDENTITY FULL`. */
+  FERRY_S3003: { status: 500, title: 'No replica identity' },
+  /** The replication slot was lost (dropped or invalidated). Ferry re-snapshots from scratch. */
+  FERRY_S3004: { status: 500, title: 'Replication slot lost' },
+  /** The replication connection failed; Ferry retries with backoff. */
+  FERRY_S3005: { status: 503, title: 'Replication connection failed' },
+
+  // ── requests & sync stream ───────────────────────────────────────────────
+  /** The request body is not valid JSON or does not match the endpoint's schema. */
+  FERRY_S4001: { status: 400, title: 'Malformed request' },
+  /** The request body is larger than the endpoint accepts. */
+  FERRY_S4002: { status: 413, title: 'Request too large' },
+  /** No such endpoint. */
+  FERRY_S4004: { status: 404, title: 'Not found' },
+  /** The endpoint does not accept this HTTP method. */
+  FERRY_S4005: { status: 405, title: 'Method not allowed' },
+  /** The service is starting or its initial copy is not complete; retry shortly. */
+  FERRY_S4006: { status: 503, title: 'Not ready' },
+  /** The token grants more buckets than the configured limit. Narrow the sync rules or raise `max_buckets_per_client`. */
+  FERRY_S4007: { status: 400, title: 'Too many buckets' },
+
+  // ── storage ──────────────────────────────────────────────────────────────
+  /** Bucket storage could not be read or written; the operation is retried. */
+  FERRY_S5001: { status: 503, title: 'Storage unavailable' },
+
+  // ── internal ─────────────────────────────────────────────────────────────
+  /** An unexpected internal error. This is a bug: please report it with the log line. */
+  FERRY_S9001: { status: 500, title: 'Internal error' },
+
+  // ── client ───────────────────────────────────────────────────────────────
+  /** The connector's `fetchCredentials()` returned nothing or threw. */
+  FERRY_C1001: { status: 0, title: 'No credentials' },
+  /** The service rejected the client's credentials (401). The client fetches fresh credentials and retries. */
+  FERRY_C1002: { status: 0, title: 'Credentials rejected' },
+  /** The sync stream sent something the client could not understand. */
+  FERRY_C1003: { status: 0, title: 'Protocol error' },
+  /** A bucket's checksum did not match after a checkpoint; the bucket is re-downloaded. */
+  FERRY_C1004: { status: 0, title: 'Checksum mismatch' },
+  /** The client schema is invalid (bad table or column name, duplicate column). */
+  FERRY_C1005: { status: 0, title: 'Invalid schema' },
+  /** The database was closed while an operation was pending. */
+  FERRY_C1006: { status: 0, title: 'Database closed' },
+  /** A query returned no row where one was required (`get`). */
+  FERRY_C1007: { status: 0, title: 'No result' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,1 @@
+export { createTestDatabase, testPostgresUrl, sql } from './pg.js';
