@@ -95,7 +95,10 @@ export interface CompiledSyncRules {
   /** Which buckets (and with which output rows) a source row belongs to. */
   evaluateRow(table: SourceTableName, row: SqliteRow): { rows: EvaluatedRow[]; errors: EvaluationError[] };
   /** Lookups a row of a parameter-query table is indexed under. */
-  evaluateParameterRow(table: SourceTableName, row: SqliteRow): { lookups: EvaluatedParameters[]; errors: EvaluationError[] };
+  evaluateParameterRow(
+    table: SourceTableName,
+    row: SqliteRow,
+  ): { lookups: EvaluatedParameters[]; errors: EvaluationError[] };
   /** The plan to find a request's buckets. Throws FerryError FERRY_S1104 if a needed claim is unusable. */
   querierFor(request: RequestParameters): BucketQuerier;
 }
