@@ -7,3 +7,4 @@ export * from './messages.js';
 export * from './ndjson.js';
 export * from './error-codes.js';
 export * from './errors.js';
+export * from './error-docs.js';
