@@ -29,7 +29,11 @@ export interface BucketState {
 export interface CheckpointUpdate {
   /** The new checkpoint (its last op id). */
   checkpoint: OpId;
-  /** The checkpoint this update is relative to; null for the first one a listener sees. */
+  /**
+   * The checkpoint this update is relative to: the previous published one,
+   * which for a listener's first update is the checkpoint that was current
+   * when it subscribed (null if there was none).
+   */
   previous: OpId | null;
   /**
    * Buckets whose state changed in (previous, checkpoint], with their state at
