@@ -1,0 +1,10 @@
+export { FerryService } from './service.js';
+export type { FerryServiceOptions } from './service.js';
+export * from './config/index.js';
+export * from './auth/index.js';
+export * from './http/index.js';
+export * from './sync/index.js';
+export * from './metrics/index.js';
+export * from './storage/index.js';
+export { MemoryBucketStorage } from './storage/memory-storage.js';
+export * from './replication/index.js';

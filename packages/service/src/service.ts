@@ -1,0 +1,171 @@
+import { compileSyncRules, type CompiledSyncRules } from '@ferry/rules';
+import { readFile } from 'node:fs/promises';
+import { createAuthenticator } from './auth/index.js';
+import type { FerryConfig } from './config/index.js';
+import { createHttpServer, type FerryHttpServer } from './http/index.js';
+import { createLogger, createMetrics, type FerryMetrics, type Logger } from './metrics/index.js';
+import { Replicator } from './replication/index.js';
+import { PostgresBucketStorage } from './storage/index.js';
+
+export interface FerryServiceOptions {
+  /** Logger; default a pino logger at `config.logLevel` on stdout. */
+  logger?: Logger;
+  /**
+   * Run the replicator in this process (default true). Several processes may
+   * all say true: one wins the advisory lock and replicates, the others wait
+   * and take over within a second if it dies. Say false for API-only
+   * processes.
+   */
+  replicate?: boolean;
+  /** Metrics registry options. */
+  processMetrics?: boolean;
+}
+
+/**
+ * The Ferry service: bucket storage, the replicator and the HTTP API, wired
+ * from a normalized config. One lifecycle: `start()` resolves once the API
+ * listens (replication continues in the background), `stop()` shuts down
+ * in reverse order.
+ */
+export class FerryService {
+  readonly config: FerryConfig;
+  readonly rules: CompiledSyncRules;
+  readonly storage: PostgresBucketStorage;
+  readonly replicator: Replicator | null;
+  readonly metrics: FerryMetrics;
+  readonly logger: Logger;
+  private readonly http: FerryHttpServer;
+  private replicatorRun: Promise<void> | null = null;
+  private address: { host: string; port: number; url: string } | null = null;
+  private stopped = false;
+
+  private constructor(parts: {
+    config: FerryConfig;
+    rules: CompiledSyncRules;
+    storage: PostgresBucketStorage;
+    replicator: Replicator | null;
+    metrics: FerryMetrics;
+    logger: Logger;
+    http: FerryHttpServer;
+  }) {
+    this.config = parts.config;
+    this.rules = parts.rules;
+    this.storage = parts.storage;
+    this.replicator = parts.replicator;
+    this.metrics = parts.metrics;
+    this.logger = parts.logger;
+    this.http = parts.http;
+  }
+
+  /** Compiles the rules, migrates storage, starts replication and listens. */
+  static async start(config: FerryConfig, options: FerryServiceOptions = {}): Promise<FerryService> {
+    const logger = options.logger ?? createLogger(config.logLevel);
+    const rules = await loadRules(config);
+    const metrics = createMetrics({ processMetrics: options.processMetrics ?? true });
+    const storage = new PostgresBucketStorage({
+      connectionString: config.storage.connection,
+      schema: config.storage.schema,
+      onListenerError: (error) => logger.warn({ err: error }, 'checkpoint listener lost its connection; reconnecting'),
+    });
+    await storage.migrate();
+
+    const replicator =
+      options.replicate === false
+        ? null
+        : new Replicator({
+            sourceConnectionString: config.replication.connection,
+            storage,
+            rules,
+            slotName: config.replication.slotName,
+            publicationName: config.replication.publication,
+          });
+    if (replicator) bindReplicator(replicator, metrics, logger);
+
+    const authenticator = createAuthenticator(config.clientAuth, { logger });
+    const http = createHttpServer({
+      storage,
+      rules,
+      authenticator,
+      api: config.api,
+      metrics,
+      logger,
+      readiness: async () => (await storage.getLatestCheckpoint()) !== null,
+    });
+    const service = new FerryService({ config, rules, storage, replicator, metrics, logger, http });
+    try {
+      if (replicator) service.replicatorRun = replicator.run();
+      service.address = await http.listen();
+    } catch (error) {
+      await service.stop();
+      throw error;
+    }
+    logger.info({ url: service.address.url, replicate: replicator !== null }, 'ferry service listening');
+    return service;
+  }
+
+  /** Base URL of the HTTP API, e.g. `http://127.0.0.1:8080`. */
+  get url(): string {
+    if (!this.address) throw new Error('the service is not listening');
+    return this.address.url;
+  }
+
+  get port(): number {
+    if (!this.address) throw new Error('the service is not listening');
+    return this.address.port;
+  }
+
+  get connectedClients(): number {
+    return this.http.connectedClients;
+  }
+
+  /** Resolves once the initial copy is done and a first checkpoint is published. */
+  async waitUntilReady(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+    while ((await this.storage.getLatestCheckpoint()) === null) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (Date.now() > deadline) throw new Error('timed out waiting for the initial copy to complete');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Stops the API, then replication, then storage. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.http.close().catch((error: unknown) => this.logger.warn({ err: error }, 'error closing HTTP server'));
+    if (this.replicator) {
+      await this.replicator.stop();
+      await this.replicatorRun?.catch((error: unknown) => this.logger.error({ err: error }, 'replicator failed'));
+    }
+    await this.storage.close();
+    this.logger.info('ferry service stopped');
+  }
+}
+
+async function loadRules(config: FerryConfig): Promise<CompiledSyncRules> {
+  if (config.syncRules.content !== null) {
+    return compileSyncRules(config.syncRules.content, { file: config.file ?? 'ferry.yaml (sync_rules.content)' });
+  }
+  const file = config.syncRules.path!;
+  const text = await readFile(file, 'utf8');
+  return compileSyncRules(text, { file });
+}
+
+function bindReplicator(replicator: Replicator, metrics: FerryMetrics, logger: Logger): void {
+  const copied = new Map<string, number>();
+  replicator.on('state', (state) => logger.info({ state }, 'replicator state'));
+  replicator.on('opsStored', ({ count }) => metrics.opsStored.inc(count));
+  replicator.on('checkpoint', ({ lagMs }) => {
+    if (lagMs !== null) metrics.replicationLagMs.set(lagMs);
+  });
+  replicator.on('snapshotProgress', (progress) => {
+    const before = copied.get(progress.table) ?? 0;
+    if (progress.rowsCopied > before) metrics.snapshotRowsCopied.inc(progress.rowsCopied - before);
+    copied.set(progress.table, progress.rowsCopied);
+    logger.info(progress, progress.done ? 'initial copy of table done' : 'initial copy progress');
+  });
+  replicator.on('evaluationError', (event) => logger.warn(event, 'sync rules could not evaluate a row; it is skipped'));
+  replicator.on('replicationError', ({ error, phase, retryInMs }) =>
+    logger.error({ err: error, phase, retryInMs }, 'replication failed; retrying'),
+  );
+}
