@@ -90,6 +90,8 @@ export const ERROR_CODES = {
   FERRY_C1006: { status: 0, title: 'Database closed' },
   /** A query returned no row where one was required (`get`). */
   FERRY_C1007: { status: 0, title: 'No result' },
+  /** The sync service answered with a server error (5xx) or could not be reached; the client retries with backoff. */
+  FERRY_C1008: { status: 0, title: 'Sync service unavailable' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -112,6 +112,7 @@ export const demoCommand: CommandSpec<typeof options> = {
         const step = script(i)[i % 5]!;
         const started = performance.now();
         const before = clients.map((c) => JSON.stringify(c.rows));
+        last = `${step.say} …`;
         await pool.query(step.sql, step.params ?? []);
         // Time until the first client whose view changes has it.
         while (clients.every((c, k) => JSON.stringify(c.rows) === before[k]) && performance.now() - started < 5000) {

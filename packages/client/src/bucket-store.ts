@@ -1,0 +1,328 @@
+import { FerryError, normalizeChecksum, type BucketChecksum } from '@ferry/protocol';
+import type { SqliteConnection } from './driver.js';
+import { quoteIdentifier, type ResolvedTable } from './schema.js';
+
+/** A bucket the client holds and where to resume it. */
+export interface BucketPosition {
+  name: string;
+  /** Last op id received, decimal string ("0" = nothing). */
+  after: string;
+}
+
+/** What one staging batch added, per bucket. */
+export interface StagedSummary {
+  /** Ops received in the batch (all kinds). */
+  ops: number;
+}
+
+/** A bucket whose local checksum disagrees with the checkpoint's. */
+export interface ChecksumMismatch {
+  bucket: string;
+  expected: number;
+  actual: number;
+}
+
+const U32 = 4294967295;
+
+const INSERT_BATCH = `INSERT INTO temp.ferry_batch (bucket, seq, op_id, op, row_type, row_id, subkey, data, checksum)
+SELECT b.id, (?2 << 32) + e.key, CAST(e.value ->> 'op_id' AS INTEGER), e.value ->> 'op',
+  e.value ->> 'object_type', CAST(e.value ->> 'object_id' AS TEXT), coalesce(e.value ->> 'subkey', ''),
+  e.value ->> 'data', (e.value ->> 'checksum') & ${U32}
+FROM ferry_buckets b, jsonb_each(?1, '$.data.data') e
+WHERE b.name = ?3`;
+
+const UPSERT_OPS = `INSERT INTO ferry_oplog (bucket, op_id, row_type, row_id, subkey, data, checksum)
+SELECT bucket, op_id, row_type, row_id, subkey, CASE WHEN op = 'PUT' THEN coalesce(data, '{}') END, checksum
+FROM temp.ferry_batch
+WHERE op IN ('PUT', 'REMOVE') AND row_type IS NOT NULL AND row_id IS NOT NULL
+ORDER BY seq
+ON CONFLICT (bucket, row_type, row_id, subkey) DO UPDATE
+SET op_id = excluded.op_id, data = excluded.data, checksum = excluded.checksum`;
+
+/**
+ * The client's bucket storage: staging of received ops, checksum
+ * validation and application of complete checkpoints to the typed tables.
+ * Pure SQL over a {@link SqliteConnection}: row data never passes through
+ * `JSON.parse`, so int8 values keep every digit.
+ *
+ * Every method must run inside a write transaction the caller holds on the
+ * writer connection (except {@link positions}, which only reads).
+ */
+export class BucketStore {
+  /** The buckets held and the `after` to resume each from. */
+  async positions(conn: SqliteConnection): Promise<BucketPosition[]> {
+    const { rows } = await conn.execute(`SELECT name, CAST(last_op AS TEXT) AS after FROM ferry_buckets ORDER BY id`);
+    return rows.map((r) => ({ name: String(r['name']), after: String(r['after']) }));
+  }
+
+  /**
+   * Stores the ops of `data` lines (raw NDJSON text, each `{"data":{…}}`)
+   * invisibly: the oplog, positions and checksums advance, the rows they
+   * touch are marked dirty, and no typed table changes. Returns the number
+   * of ops staged per bucket name.
+   */
+  async stageData(conn: SqliteConnection, lines: readonly string[]): Promise<Map<string, StagedSummary>> {
+    const named = lines.map((line, index) => [line, index, dataLineBucket(line)] as const);
+    await conn.executeBatch(
+      `INSERT OR IGNORE INTO ferry_buckets (name) VALUES (?)`,
+      uniqueBuckets(named.map(([, , bucket]) => bucket)).map((bucket) => [bucket]),
+    );
+    await conn.executeBatch(INSERT_BATCH, named);
+    const summary = await conn.execute(
+      `SELECT f.bucket AS id, b.name AS name, count(*) AS ops, CAST(max(f.op_id) AS TEXT) AS max_op,
+         max(CASE WHEN f.op = 'CLEAR' THEN f.seq END) AS clear_seq,
+         max(CASE WHEN f.op = 'MOVE' THEN 1 ELSE 0 END) AS has_move
+       FROM temp.ferry_batch f JOIN ferry_buckets b ON b.id = f.bucket GROUP BY f.bucket`,
+    );
+    const result = new Map<string, StagedSummary>();
+    for (const row of summary.rows) {
+      const id = row['id'] as number;
+      const clearSeq = row['clear_seq'];
+      if (clearSeq !== null && clearSeq !== undefined) {
+        // CLEAR: everything before it goes; its checksum becomes the running checksum.
+        await conn.execute(
+          `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id) SELECT row_type, row_id FROM ferry_oplog WHERE bucket = ?`,
+          [id],
+        );
+        await conn.execute(`DELETE FROM ferry_oplog WHERE bucket = ?`, [id]);
+        await conn.execute(
+          `UPDATE ferry_buckets SET add_checksum = (SELECT checksum FROM temp.ferry_batch WHERE bucket = ?1 AND seq = ?2) WHERE id = ?1`,
+          [id, clearSeq as number],
+        );
+        await conn.execute(`DELETE FROM temp.ferry_batch WHERE bucket = ? AND seq <= ?`, [id, clearSeq as number]);
+      }
+      if (row['has_move'] === 1) {
+        await conn.execute(
+          `UPDATE ferry_buckets SET add_checksum = (add_checksum +
+             coalesce((SELECT sum(checksum) FROM temp.ferry_batch WHERE bucket = ?1 AND op = 'MOVE'), 0)) & ${U32}
+           WHERE id = ?1`,
+          [id],
+        );
+      }
+      await conn.execute(
+        `UPDATE ferry_buckets SET last_op = max(last_op, CAST(?2 AS INTEGER)), count_since_last = count_since_last + ?3 WHERE id = ?1`,
+        [id, String(row['max_op']), row['ops'] as number],
+      );
+      result.set(String(row['name']), { ops: row['ops'] as number });
+    }
+    await conn.execute(UPSERT_OPS);
+    await conn.execute(
+      `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id)
+       SELECT row_type, row_id FROM temp.ferry_batch WHERE op IN ('PUT', 'REMOVE') AND row_type IS NOT NULL AND row_id IS NOT NULL`,
+    );
+    await this.dropRemoved(conn);
+    await conn.execute(`DELETE FROM temp.ferry_batch`);
+    return result;
+  }
+
+  /** Entries whose last op was a REMOVE: their checksum moves to add_checksum and they go. */
+  private async dropRemoved(conn: SqliteConnection): Promise<void> {
+    const removed = await conn.execute(
+      `SELECT bucket, sum(checksum) AS total FROM ferry_oplog WHERE data IS NULL GROUP BY bucket`,
+    );
+    if (removed.rows.length === 0) return;
+    await conn.executeBatch(
+      `UPDATE ferry_buckets SET add_checksum = (add_checksum + ?2) & ${U32} WHERE id = ?1`,
+      removed.rows.map((r) => [r['bucket'] as number, r['total'] as number]),
+    );
+    await conn.execute(`DELETE FROM ferry_oplog WHERE data IS NULL`);
+  }
+
+  /** Makes sure the named buckets exist locally (new buckets start at after "0"). */
+  async ensureBuckets(conn: SqliteConnection, names: readonly string[]): Promise<void> {
+    if (names.length === 0) return;
+    await conn.executeBatch(
+      `INSERT OR IGNORE INTO ferry_buckets (name) VALUES (?)`,
+      names.map((n) => [n]),
+    );
+  }
+
+  /**
+   * Deletes buckets locally: their ops go, their rows are marked dirty (they
+   * disappear at the next applied checkpoint unless another bucket holds them).
+   * With `keep`, deletes every bucket NOT in it; with `remove`, those named.
+   */
+  async deleteBuckets(
+    conn: SqliteConnection,
+    which: { keep: readonly string[] } | { remove: readonly string[] },
+  ): Promise<string[]> {
+    const { rows } = await conn.execute(`SELECT id, name FROM ferry_buckets`);
+    const doomed =
+      'keep' in which
+        ? rows.filter((r) => !new Set(which.keep).has(String(r['name'])))
+        : rows.filter((r) => new Set(which.remove).has(String(r['name'])));
+    for (const row of doomed) {
+      await conn.execute(
+        `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id) SELECT row_type, row_id FROM ferry_oplog WHERE bucket = ?`,
+        [row['id'] as number],
+      );
+      await conn.execute(`DELETE FROM ferry_oplog WHERE bucket = ?`, [row['id'] as number]);
+      await conn.execute(`DELETE FROM ferry_buckets WHERE id = ?`, [row['id'] as number]);
+    }
+    return doomed.map((r) => String(r['name']));
+  }
+
+  /**
+   * Compares each bucket's local checksum (add_checksum + the sum of its
+   * stored ops) with the checkpoint's. A bucket of the checkpoint that the
+   * client does not hold counts as checksum 0.
+   */
+  async validate(conn: SqliteConnection, buckets: readonly BucketChecksum[]): Promise<ChecksumMismatch[]> {
+    const { rows } = await conn.execute(
+      `SELECT b.name AS name, (b.add_checksum + coalesce(s.total, 0)) & ${U32} AS checksum
+       FROM ferry_buckets b LEFT JOIN (SELECT bucket, sum(checksum) AS total FROM ferry_oplog GROUP BY bucket) s ON s.bucket = b.id`,
+    );
+    const local = new Map(rows.map((r) => [String(r['name']), Number(r['checksum'])]));
+    const mismatches: ChecksumMismatch[] = [];
+    for (const bucket of buckets) {
+      const expected = normalizeChecksum(bucket.checksum);
+      const actual = local.get(bucket.bucket) ?? 0;
+      if (expected !== actual) mismatches.push({ bucket: bucket.bucket, expected, actual });
+    }
+    return mismatches;
+  }
+
+  /**
+   * Forgets everything about the named buckets (ops, position, checksum) so
+   * they are downloaded again from the start; their rows are marked dirty
+   * and stay visible until a later checkpoint is applied.
+   */
+  async resetBuckets(conn: SqliteConnection, names: readonly string[]): Promise<void> {
+    for (const name of names) {
+      await conn.execute(
+        `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id)
+         SELECT row_type, row_id FROM ferry_oplog WHERE bucket = (SELECT id FROM ferry_buckets WHERE name = ?1)`,
+        [name],
+      );
+      await conn.execute(`DELETE FROM ferry_oplog WHERE bucket = (SELECT id FROM ferry_buckets WHERE name = ?1)`, [
+        name,
+      ]);
+      await conn.execute(
+        `UPDATE ferry_buckets SET last_op = 0, add_checksum = 0, count_at_last = 0, count_since_last = 0 WHERE name = ?`,
+        [name],
+      );
+    }
+  }
+
+  /**
+   * Applies every dirty row to the typed tables: a row's data is that of
+   * the latest op (highest op id) of any bucket holding it; a row no bucket
+   * holds is deleted. Rows of types the schema does not declare stay in the
+   * oplog (materialized if a later schema adds the table). Returns the
+   * tables that changed.
+   */
+  async applyDirty(
+    conn: SqliteConnection,
+    tables: readonly ResolvedTable[],
+    counts: ReadonlyMap<string, number>,
+  ): Promise<Set<string>> {
+    const changed = new Set<string>();
+    for (const table of tables) {
+      if (table.localOnly) continue;
+      const upserted = await conn.execute(upsertDirtySql(table), [table.name]);
+      const deleted = await conn.execute(
+        `DELETE FROM ${quoteIdentifier(table.name)} WHERE id IN (
+           SELECT d.row_id FROM ferry_dirty d WHERE d.row_type = ?1
+           AND NOT EXISTS (SELECT 1 FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id))`,
+        [table.name],
+      );
+      if (upserted.rowsAffected > 0 || deleted.rowsAffected > 0) changed.add(table.name);
+    }
+    await conn.execute(`DELETE FROM ferry_dirty`);
+    if (counts.size > 0) {
+      await conn.executeBatch(
+        `UPDATE ferry_buckets SET count_at_last = ?2, count_since_last = 0 WHERE name = ?1`,
+        [...counts].map(([name, count]) => [name, count]),
+      );
+    }
+    return changed;
+  }
+
+  /**
+   * Materializes every applied row of `table` from the kept row data (used
+   * when a table or column is added to the schema). Rows with staged,
+   * unapplied ops are left for the next applied checkpoint.
+   */
+  async materializeTable(conn: SqliteConnection, table: ResolvedTable): Promise<void> {
+    await conn.execute(
+      `INSERT INTO ${quoteIdentifier(table.name)} (${columnList(table)})
+       SELECT o.row_id${extractList(table, 'o')} FROM ferry_oplog o
+       WHERE o.row_type = ?1
+         AND NOT EXISTS (SELECT 1 FROM ferry_oplog x WHERE x.row_type = o.row_type AND x.row_id = o.row_id AND x.op_id > o.op_id)
+         AND NOT EXISTS (SELECT 1 FROM ferry_dirty d WHERE d.row_type = o.row_type AND d.row_id = o.row_id)
+       ${onConflict(table)}`,
+      [table.name],
+    );
+  }
+
+  /** Progress towards a checkpoint: ops received since the last applied one, and ops expected. */
+  async progress(
+    conn: SqliteConnection,
+    buckets: readonly BucketChecksum[],
+  ): Promise<{ downloadedOps: number; totalOps: number }> {
+    const { rows } = await conn.execute(`SELECT name, count_at_last, count_since_last FROM ferry_buckets`);
+    const local = new Map(rows.map((r) => [String(r['name']), r]));
+    let downloadedOps = 0;
+    let totalOps = 0;
+    for (const bucket of buckets) {
+      const row = local.get(bucket.bucket);
+      const atLast = row === undefined ? 0 : Number(row['count_at_last']);
+      const since = row === undefined ? 0 : Number(row['count_since_last']);
+      const needed = Math.max(0, bucket.count - atLast);
+      totalOps += needed;
+      downloadedOps += Math.min(since, needed);
+    }
+    return { downloadedOps, totalOps };
+  }
+
+  /** Deletes all sync state (oplog, buckets, dirty marks). */
+  async clear(conn: SqliteConnection): Promise<void> {
+    await conn.execute(`DELETE FROM ferry_oplog`);
+    await conn.execute(`DELETE FROM ferry_buckets`);
+    await conn.execute(`DELETE FROM ferry_dirty`);
+  }
+}
+
+const BUCKET_PREFIX = /^\{"data":\{"bucket":("(?:[^"\\]|\\.)*")/;
+
+/**
+ * The bucket of a `data` line. Services write `{"data":{"bucket":…` first,
+ * so a prefix match avoids parsing the whole (large) line; anything else is
+ * parsed in full.
+ */
+export function dataLineBucket(line: string): string {
+  const match = BUCKET_PREFIX.exec(line);
+  const bucket: unknown =
+    match === null ? (JSON.parse(line) as { data?: { bucket?: unknown } }).data?.bucket : JSON.parse(match[1]!);
+  if (typeof bucket !== 'string') throw new FerryError('FERRY_C1003', 'a data line has no bucket name');
+  return bucket;
+}
+
+function uniqueBuckets(names: readonly string[]): string[] {
+  return [...new Set(names)];
+}
+
+function columnList(table: ResolvedTable): string {
+  return ['id', ...table.columns.map((c) => c.name)].map(quoteIdentifier).join(', ');
+}
+
+function extractList(table: ResolvedTable, alias: string): string {
+  // Names are validated identifiers, so they are safe inside the JSON path.
+  return table.columns.map((c) => `, json_extract(${alias}.data, '$.${c.name}')`).join('');
+}
+
+function onConflict(table: ResolvedTable): string {
+  if (table.columns.length === 0) return 'ON CONFLICT (id) DO NOTHING';
+  const sets = table.columns.map((c) => `${quoteIdentifier(c.name)} = excluded.${quoteIdentifier(c.name)}`).join(', ');
+  return `ON CONFLICT (id) DO UPDATE SET ${sets}`;
+}
+
+function upsertDirtySql(table: ResolvedTable): string {
+  return `INSERT INTO ${quoteIdentifier(table.name)} (${columnList(table)})
+SELECT d.row_id${extractList(table, 'o')}
+FROM ferry_dirty d
+JOIN ferry_oplog o ON o.rowid = (
+  SELECT x.rowid FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id ORDER BY x.op_id DESC LIMIT 1)
+WHERE d.row_type = ?1
+${onConflict(table)}`;
+}

@@ -1,0 +1,24 @@
+export { column, COLUMN_TYPES, Schema, Table, quoteIdentifier } from './schema.js';
+export type { ColumnDefinition, ColumnType, IndexDefinition, ResolvedTable, RowOf, TableOptions } from './schema.js';
+export type { SqliteConnection, SqliteDriver, SqliteParam, SqliteQueryResult, SqliteResultRow } from './driver.js';
+export { FerryDatabase } from './ferry-database.js';
+export type {
+  ChangeEvent,
+  ConnectOptions,
+  FerryDatabaseOptions,
+  OnChangeOptions,
+  QueryContext,
+  StatusListener,
+  WatchCallbacks,
+  WatchOptions,
+} from './ferry-database.js';
+export type { FerryConnector, FerryCredentials } from './connector.js';
+export type { SyncOptions } from './sync-client.js';
+export type { DataFlowStatus, DownloadProgress, SyncStatus } from './sync-status.js';
+export { retryDelay } from './backoff.js';
+export type { RetryDelayOptions } from './backoff.js';
+export { silentLogger } from './logger.js';
+export type { FerryLogger } from './logger.js';
+export { TableUsageAnalyzer } from './table-usage.js';
+export type { TableUsage } from './table-usage.js';
+export { Mutex } from './mutex.js';

@@ -1,0 +1,37 @@
+/** A batch of committed changes. */
+export interface TableChange {
+  /** Names of the tables written (never Ferry's internal `ferry_` tables). */
+  readonly tables: ReadonlySet<string>;
+  /** The writer could not tell which tables changed (e.g. DDL): assume any. */
+  readonly unknown: boolean;
+}
+
+export type TableChangeListener = (change: TableChange) => void;
+
+/** Fans committed table changes out to watchers and `onChange` listeners. */
+export class TableChangeEmitter {
+  private readonly listeners = new Set<TableChangeListener>();
+
+  subscribe(listener: TableChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Reports a committed change. Internal tables are dropped; an empty, known change is not reported. */
+  emit(tables: Iterable<string>, unknown = false): void {
+    const visible = new Set<string>();
+    for (const table of tables) if (!table.toLowerCase().startsWith('ferry_')) visible.add(table);
+    if (visible.size === 0 && !unknown) return;
+    const change: TableChange = { tables: visible, unknown };
+    for (const listener of this.listeners) listener(change);
+  }
+}
+
+/** Whether a change touches any of `tables` (case-insensitive, like SQLite names). */
+export function touches(change: TableChange, tables: ReadonlySet<string>): boolean {
+  if (change.unknown) return true;
+  for (const table of change.tables) if (tables.has(table.toLowerCase())) return true;
+  return false;
+}
