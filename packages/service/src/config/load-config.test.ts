@@ -29,10 +29,12 @@ function failure(text: string, env: Record<string, string> = {}): FerryError {
 
 describe('parseConfig', () => {
   it('normalizes a valid file: defaults, !env, camelCase, absolute paths', () => {
-    const config = parseConfig(VALID, '/etc/ferry/ferry.yaml', { env: { DATABASE_URL: 'postgres://u@h/db', PORT: '9090' } });
+    const config = parseConfig(VALID, '/etc/ferry/ferry.yaml', {
+      env: { DATABASE_URL: 'postgres://u@h/db', PORT: '9090' },
+    });
     expect(config).toEqual({
       file: '/etc/ferry/ferry.yaml',
-      replication: { connection: 'postgres://u@h/db', slotName: 'ferry_slot', publication: 'ferry_pub' },
+      replication: { connection: 'postgres://u@h/db', slotName: null, publication: null },
       storage: { connection: 'postgres://u@h/db', schema: 'ferry' },
       syncRules: { path: '/etc/ferry/rules/sync-rules.yaml', content: null },
       clientAuth: { audience: ['ferry'], jwksUri: null, jwks: null, hs256Secret: 'dev-secret' },
@@ -114,7 +116,9 @@ client_auth:
   });
 
   it('lists every issue when there are several', () => {
-    const error = failure(`replication: { connection: x }\nsync_rules: { path: r }\nclient_auth: { audience: a, hs256_secret: s }\napi: { port: 99999, keepalive_seconds: soon }\n`);
+    const error = failure(
+      `replication: { connection: x }\nsync_rules: { path: r }\nclient_auth: { audience: a, hs256_secret: s }\napi: { port: 99999, keepalive_seconds: soon }\n`,
+    );
     expect(error.code).toBe('FERRY_S1002');
     expect(error.message).toContain('ferry.yaml:4:14: api.port: must be at most 65535');
     expect(error.message).toContain('ferry.yaml:4:40: api.keepalive_seconds: expected an integer');

@@ -54,7 +54,11 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
   };
 
   if (doc.errors.length > 0) {
-    const issues = doc.errors.map((error) => ({ path: '', ...where(error.pos[0]), message: error.message.split('\n')[0]! }));
+    const issues = doc.errors.map((error) => ({
+      path: '',
+      ...where(error.pos[0]),
+      message: error.message.split('\n')[0]!,
+    }));
     throw configError('FERRY_S1001', file, issues, 'is not valid YAML');
   }
 
@@ -67,7 +71,11 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
       const match = ENV_REFERENCE.exec(reference);
       const start = where(node.range?.[0] ?? 0);
       if (match === null) {
-        missing.push({ path: keyPath(doc, node), ...start, message: `!env expects VAR or VAR:default, got ${JSON.stringify(reference)}` });
+        missing.push({
+          path: keyPath(doc, node),
+          ...start,
+          message: `!env expects VAR or VAR:default, got ${JSON.stringify(reference)}`,
+        });
         return;
       }
       const value = env[match[1]!] ?? match[2];
@@ -92,10 +100,15 @@ export function parseConfig(text: string, file: string, options: ParseConfigOpti
 
 function normalize(raw: RawFerryConfig, file: string): FerryConfig {
   const dir = path.dirname(path.resolve(file));
-  const audience = typeof raw.client_auth.audience === 'string' ? [raw.client_auth.audience] : [...raw.client_auth.audience];
+  const audience =
+    typeof raw.client_auth.audience === 'string' ? [raw.client_auth.audience] : [...raw.client_auth.audience];
   return {
     file: path.resolve(file),
-    replication: { connection: raw.replication.connection, slotName: raw.replication.slot_name, publication: raw.replication.publication },
+    replication: {
+      connection: raw.replication.connection,
+      slotName: raw.replication.slot_name ?? null,
+      publication: raw.replication.publication ?? null,
+    },
     storage: { connection: raw.storage.connection ?? raw.replication.connection, schema: raw.storage.schema },
     syncRules: {
       path: raw.sync_rules.path === undefined ? null : path.resolve(dir, raw.sync_rules.path),
@@ -118,8 +131,15 @@ function normalize(raw: RawFerryConfig, file: string): FerryConfig {
   };
 }
 
-function configError(code: 'FERRY_S1001' | 'FERRY_S1002' | 'FERRY_S1003', file: string, issues: ConfigIssue[], summary: string): FerryError {
-  const lines = issues.map((issue) => `${file}:${issue.line}:${issue.column}: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}`);
+function configError(
+  code: 'FERRY_S1001' | 'FERRY_S1002' | 'FERRY_S1003',
+  file: string,
+  issues: ConfigIssue[],
+  summary: string,
+): FerryError {
+  const lines = issues.map(
+    (issue) => `${file}:${issue.line}:${issue.column}: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}`,
+  );
   const message = lines.length === 1 ? lines[0]! : `${file} ${summary}:\n${lines.join('\n')}`;
   return new FerryError(code, message, { details: { file, issues } });
 }
@@ -151,14 +171,20 @@ function describeIssue(doc: Document, issue: z.core.$ZodIssue, where: Where): Co
  * The offset of the node at `segments`, or of its deepest existing ancestor
  * (for missing keys). With `keyNode`, the key of the last segment's pair.
  */
-function locate(doc: Document, segments: readonly (string | number)[], keyNode: boolean): { found: boolean; offset: number } {
+function locate(
+  doc: Document,
+  segments: readonly (string | number)[],
+  keyNode: boolean,
+): { found: boolean; offset: number } {
   let node: unknown = doc.contents;
   let offset = rangeStart(node) ?? 0;
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i]!;
     const last = i === segments.length - 1;
     if (isMap(node)) {
-      const pair = node.items.find((item) => (isScalar(item.key) ? String(item.key.value) : String(item.key)) === String(segment));
+      const pair = node.items.find(
+        (item) => (isScalar(item.key) ? String(item.key.value) : String(item.key)) === String(segment),
+      );
       if (pair === undefined) return { found: false, offset };
       if (last && keyNode) return { found: true, offset: rangeStart(pair.key) ?? offset };
       node = pair.value;
@@ -224,7 +250,8 @@ function knownKeys(segments: readonly (string | number)[]): string[] {
 }
 
 function unwrap(schema: unknown): unknown {
-  let current = schema as { _zod?: { def: { type: string; innerType?: unknown; in?: unknown; schema?: unknown } } } | undefined;
+  let current = schema as
+    { _zod?: { def: { type: string; innerType?: unknown; in?: unknown; schema?: unknown } } } | undefined;
   for (let guard = 0; guard < 10 && current?._zod !== undefined; guard++) {
     const def = current._zod.def;
     if ('shape' in current) return current;

@@ -8,31 +8,47 @@ import { LOG_LEVELS } from '../metrics/logger.js';
 
 /** An integer, also accepted as a decimal string (so `!env PORT` works). */
 function integer(min: number, max: number) {
-  return z.union([z.number(), z.string().regex(/^-?\d+$/).transform(Number)], { error: 'expected an integer' }).pipe(
-    z
-      .number()
-      .int({ error: 'expected an integer' })
-      .min(min, { error: `must be at least ${min}` })
-      .max(max, { error: `must be at most ${max}` }),
-  );
+  return z
+    .union(
+      [
+        z.number(),
+        z
+          .string()
+          .regex(/^-?\d+$/)
+          .transform(Number),
+      ],
+      { error: 'expected an integer' },
+    )
+    .pipe(
+      z
+        .number()
+        .int({ error: 'expected an integer' })
+        .min(min, { error: `must be at least ${min}` })
+        .max(max, { error: `must be at most ${max}` }),
+    );
 }
 
-const nonEmpty = (what: string) => z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}, got an empty string` });
+const nonEmpty = (what: string) =>
+  z.string({ error: `expected ${what}` }).min(1, { error: `expected ${what}, got an empty string` });
 
 const jwkSchema = z.looseObject({ kty: nonEmpty('a key type (kty)') });
 
 export const replicationSchema = z.strictObject({
-  connection: nonEmpty('a Postgres connection URI').meta({ description: 'Source Postgres URI (postgres://user:pass@host:port/db).' }),
+  connection: nonEmpty('a Postgres connection URI').meta({
+    description: 'Source Postgres URI (postgres://user:pass@host:port/db).',
+  }),
   slot_name: z
     .string()
     .regex(/^[a-z0-9_]{1,63}$/, { error: 'expected lowercase letters, digits and _ (at most 63)' })
-    .default('ferry_slot')
-    .meta({ description: 'Logical replication slot name.' }),
+    .optional()
+    .meta({
+      description: 'Logical replication slot name. Default: ferry_<storage schema>_<database>, unique per database.',
+    }),
   publication: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { error: 'expected a Postgres identifier' })
-    .default('ferry_pub')
-    .meta({ description: 'Publication name.' }),
+    .optional()
+    .meta({ description: 'Publication name. Default: ferry_<storage schema>.' }),
 });
 
 export const storageSchema = z.strictObject({
@@ -48,8 +64,12 @@ export const storageSchema = z.strictObject({
 
 export const syncRulesSchema = z
   .strictObject({
-    path: nonEmpty('a file path').optional().meta({ description: 'Sync rules YAML file, relative to this config file.' }),
-    content: nonEmpty('sync rules YAML text').optional().meta({ description: 'Inline sync rules YAML (instead of path).' }),
+    path: nonEmpty('a file path')
+      .optional()
+      .meta({ description: 'Sync rules YAML file, relative to this config file.' }),
+    content: nonEmpty('sync rules YAML text')
+      .optional()
+      .meta({ description: 'Inline sync rules YAML (instead of path).' }),
   })
   .refine((value) => (value.path === undefined) !== (value.content === undefined), {
     error: 'set exactly one of path or content',
@@ -58,11 +78,19 @@ export const syncRulesSchema = z
 export const clientAuthSchema = z
   .strictObject({
     audience: z
-      .union([nonEmpty('a string'), z.array(nonEmpty('a string')).min(1)], { error: 'expected a string or list of strings' })
+      .union([nonEmpty('a string'), z.array(nonEmpty('a string')).min(1)], {
+        error: 'expected a string or list of strings',
+      })
       .meta({ description: 'Accepted token audience(s) (`aud`).' }),
-    jwks_uri: z.url({ error: 'expected an http(s) URL' }).optional().meta({ description: 'URL of a JWKS with the signing keys.' }),
+    jwks_uri: z
+      .url({ error: 'expected an http(s) URL' })
+      .optional()
+      .meta({ description: 'URL of a JWKS with the signing keys.' }),
     jwks: z
-      .object({ keys: z.array(jwkSchema).min(1, { error: 'expected at least one key' }) }, { error: 'expected a JWKS object { keys: [...] }' })
+      .object(
+        { keys: z.array(jwkSchema).min(1, { error: 'expected at least one key' }) },
+        { error: 'expected a JWKS object { keys: [...] }' },
+      )
       .optional()
       .meta({ description: 'Inline JWKS (RS256, ES256, EdDSA, ...).' }),
     hs256_secret: nonEmpty('a secret')
@@ -79,8 +107,12 @@ export const apiSchema = z.strictObject({
   max_buckets_per_client: integer(1, 1_000_000)
     .default(1000)
     .meta({ description: 'Most buckets one client may hold; more is an error (FERRY_S4007).' }),
-  keepalive_seconds: integer(1, 3600).default(20).meta({ description: 'Seconds between keepalive lines on an idle sync stream.' }),
-  cors_origin: nonEmpty('an origin or *').default('*').meta({ description: 'Access-Control-Allow-Origin sent to browsers.' }),
+  keepalive_seconds: integer(1, 3600)
+    .default(20)
+    .meta({ description: 'Seconds between keepalive lines on an idle sync stream.' }),
+  cors_origin: nonEmpty('an origin or *')
+    .default('*')
+    .meta({ description: 'Access-Control-Allow-Origin sent to browsers.' }),
 });
 
 export const configSchema = z.strictObject({

@@ -36,7 +36,8 @@ export interface ApiConfig {
 export interface FerryConfig {
   /** Absolute path of the config file, or null when parsed from text without a file. */
   file: string | null;
-  replication: { connection: string; slotName: string; publication: string };
+  /** Slot and publication names; null = derived from the database and storage schema. */
+  replication: { connection: string; slotName: string | null; publication: string | null };
   /** `connection` defaults to `replication.connection`. */
   storage: { connection: string; schema: string };
   /** Exactly one of `path` (absolute) and `content` is set. */
