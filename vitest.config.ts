@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 
 // Tests run against the TypeScript sources of every package; builds and the
 // CLI use dist/. The aliases mirror each package's `ferry-source` export.
-const src = (pkg: string, file = 'index.ts') => fileURLToPath(new URL(`./packages/${pkg}/src/${file}`, import.meta.url));
+const src = (pkg: string, file = 'index.ts') =>
+  fileURLToPath(new URL(`./packages/${pkg}/src/${file}`, import.meta.url));
 const alias = [
   { find: /^@ferry\/test-utils\/global-setup$/, replacement: src('test-utils', 'global-setup.ts') },
   ...['protocol', 'rules', 'service', 'client', 'client-node', 'cli', 'test-utils'].map((pkg) => ({

@@ -28,7 +28,10 @@ describe('op checksums', () => {
         expect(forward).toBeGreaterThanOrEqual(0);
         expect(forward).toBeLessThanOrEqual(0xffffffff);
         const half = Math.floor(values.length / 2);
-        const grouped = addChecksums(values.slice(0, half).reduce(addChecksums, 0), values.slice(half).reduce(addChecksums, 0));
+        const grouped = addChecksums(
+          values.slice(0, half).reduce(addChecksums, 0),
+          values.slice(half).reduce(addChecksums, 0),
+        );
         expect(grouped).toBe(forward);
       }),
     );

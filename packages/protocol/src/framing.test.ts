@@ -58,9 +58,13 @@ describe('op ids', () => {
 
   it('compares wire strings like the numbers they encode', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }), (a, b) => {
-        expect(Math.sign(compareOpIdStrings(formatOpId(a), formatOpId(b)))).toBe(a < b ? -1 : a > b ? 1 : 0);
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }),
+        fc.bigInt({ min: 0n, max: (1n << 63n) - 1n }),
+        (a, b) => {
+          expect(Math.sign(compareOpIdStrings(formatOpId(a), formatOpId(b)))).toBe(a < b ? -1 : a > b ? 1 : 0);
+        },
+      ),
     );
   });
 });

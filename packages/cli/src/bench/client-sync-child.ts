@@ -22,6 +22,8 @@ export interface ClientSyncJob {
 
 export interface ClientSyncResult {
   ms: number;
+  /** CPU time (user + system, all threads) of this process between connect() and the first sync, ms. */
+  cpuMs: number;
   rows: number;
   rssMb: number;
   hwmMb: number;
@@ -35,24 +37,31 @@ async function memory(): Promise<{ rssMb: number; hwmMb: number }> {
   return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
 }
 
-async function syncFerry(job: ClientSyncJob): Promise<{ ms: number; rows: number }> {
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+}
+
+async function syncFerry(job: ClientSyncJob): Promise<{ ms: number; cpuMs: number; rows: number }> {
   const schema = ferryItemsSchema();
   const db = await openFerryDatabase({ path: job.dbPath, schema });
   try {
     const connector = { fetchCredentials: async () => ({ endpoint: job.url, token: job.token }) };
+    const cpu = process.cpuUsage();
     const started = performance.now();
     await db.connect(connector);
     await db.waitForFirstSync();
     const ms = performance.now() - started;
+    const cpuMs = cpuSince(cpu);
     const { count } = await db.get<{ count: number }>('SELECT count(*) AS count FROM items');
     await db.disconnect();
-    return { ms, rows: Number(count) };
+    return { ms, cpuMs, rows: Number(count) };
   } finally {
     await db.close();
   }
 }
 
-async function syncPowerSync(job: ClientSyncJob): Promise<{ ms: number; rows: number }> {
+async function syncPowerSync(job: ClientSyncJob): Promise<{ ms: number; cpuMs: number; rows: number }> {
   // Loaded only here, so Ferry's runs never carry the PowerSync SDK in memory.
   const ps = await import('@powersync/node');
   const columns = Object.fromEntries(
@@ -69,13 +78,15 @@ async function syncPowerSync(job: ClientSyncJob): Promise<{ ms: number; rows: nu
       fetchCredentials: async () => ({ endpoint: job.url, token: job.token }),
       uploadData: async () => {},
     };
+    const cpu = process.cpuUsage();
     const started = performance.now();
     await db.connect(connector, { connectionMethod: ps.SyncStreamConnectionMethod.HTTP });
     await db.waitForFirstSync();
     const ms = performance.now() - started;
+    const cpuMs = cpuSince(cpu);
     const row = await db.get<{ count: number }>('SELECT count(*) AS count FROM items');
     await db.disconnect();
-    return { ms, rows: Number(row.count) };
+    return { ms, cpuMs, rows: Number(row.count) };
   } finally {
     await db.close();
   }

@@ -22,6 +22,24 @@ export function parseProcStatus(text: string): ProcMemory {
   return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
 }
 
+/**
+ * CPU time (user + system, ms) from a `/proc/<pid>/stat` text: fields 14
+ * and 15 after the parenthesised command name, in clock ticks of 10 ms
+ * (USER_HZ is 100 on Linux).
+ */
+export function parseProcStatCpuMs(text: string): number {
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('unreadable /proc stat');
+  return (utime + stime) * 10;
+}
+
+export async function readProcCpuMs(pid: number): Promise<number> {
+  return parseProcStatCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
+}
+
 export async function readProcMemory(pid: number): Promise<ProcMemory> {
   return parseProcStatus(await readFile(`/proc/${pid}/status`, 'utf8'));
 }

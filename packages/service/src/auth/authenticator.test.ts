@@ -18,7 +18,12 @@ async function keyPair(alg: 'RS256' | 'EdDSA', kid: string): Promise<KeyPair> {
   return { privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg } };
 }
 
-function sign(key: KeyPair, alg: string, claims: Record<string, unknown>, { exp = now() + 600, aud = 'ferry' as string | null } = {}) {
+function sign(
+  key: KeyPair,
+  alg: string,
+  claims: Record<string, unknown>,
+  { exp = now() + 600, aud = 'ferry' as string | null } = {},
+) {
   let jwt = new SignJWT(claims).setProtectedHeader({ alg, kid: key.jwk.kid! }).setIssuedAt().setExpirationTime(exp);
   if (aud !== null) jwt = jwt.setAudience(aud);
   return jwt.sign(key.privateKey);
@@ -89,7 +94,9 @@ describe('authenticator', () => {
       .setExpirationTime(now() + 60)
       .sign(new TextEncoder().encode(secret));
     const warnings: unknown[] = [];
-    const auth = createAuthenticator(config({ hs256Secret: secret }), { logger: { warn: (msg: unknown) => warnings.push(msg) } as never });
+    const auth = createAuthenticator(config({ hs256Secret: secret }), {
+      logger: { warn: (msg: unknown) => warnings.push(msg) } as never,
+    });
     expect((await auth.verify(token)).userId).toBe('dev');
     expect(warnings).toHaveLength(1);
     const jwksOnly = createAuthenticator(config({ jwks: { keys: [rsa.jwk as never] } }));
@@ -109,7 +116,10 @@ describe('authenticator', () => {
     expect(await codeOf(auth.verify(await sign(rsa, 'RS256', { sub: 'u' }, { aud: 'other' })))).toBe('FERRY_S2004');
     expect(await codeOf(auth.verify(await sign(rsa, 'RS256', { sub: 'u' }, { aud: null })))).toBe('FERRY_S2004');
     expect(await codeOf(auth.verify(await sign(rsa, 'RS256', { role: 'no-sub' })))).toBe('FERRY_S2005');
-    const noExp = await new SignJWT({ sub: 'u' }).setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' }).setAudience('ferry').sign(rsa.privateKey);
+    const noExp = await new SignJWT({ sub: 'u' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' })
+      .setAudience('ferry')
+      .sign(rsa.privateKey);
     expect(await codeOf(auth.verify(noExp))).toBe('FERRY_S2002');
     const notYet = await new SignJWT({ sub: 'u' })
       .setProtectedHeader({ alg: 'RS256', kid: 'rsa-1' })
@@ -127,7 +137,9 @@ describe('authenticator', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const auth = createAuthenticator(config({ jwksUri: `http://127.0.0.1:${port}/jwks.json` }), { jwksTimeoutMs: 2000 });
+    const auth = createAuthenticator(config({ jwksUri: `http://127.0.0.1:${port}/jwks.json` }), {
+      jwksTimeoutMs: 2000,
+    });
     expect(await codeOf(auth.verify(await sign(rsa, 'RS256', { sub: 'u' })))).toBe('FERRY_S2007');
   });
 

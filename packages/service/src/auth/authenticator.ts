@@ -52,7 +52,8 @@ export function tokenFromAuthorization(authorization: string | undefined): strin
   const value = authorization?.trim() ?? '';
   if (value === '') throw new FerryError('FERRY_S2001', 'missing token: send "Authorization: Token <jwt>"');
   const match = /^(Token|Bearer)\s+(\S+)$/i.exec(value);
-  if (match === null) throw new FerryError('FERRY_S2002', 'invalid Authorization header: expected "Token <jwt>" or "Bearer <jwt>"');
+  if (match === null)
+    throw new FerryError('FERRY_S2002', 'invalid Authorization header: expected "Token <jwt>" or "Bearer <jwt>"');
   return match[2]!;
 }
 
@@ -65,16 +66,22 @@ export function tokenFromAuthorization(authorization: string | undefined): strin
 export function createAuthenticator(config: ClientAuthConfig, options: AuthenticatorOptions = {}): Authenticator {
   const local = config.jwks === null ? null : createLocalJWKSet(config.jwks as Parameters<typeof createLocalJWKSet>[0]);
   const remote =
-    config.jwksUri === null ? null : createRemoteJWKSet(new URL(config.jwksUri), { timeoutDuration: options.jwksTimeoutMs ?? 5000 });
+    config.jwksUri === null
+      ? null
+      : createRemoteJWKSet(new URL(config.jwksUri), { timeoutDuration: options.jwksTimeoutMs ?? 5000 });
   const secret = config.hs256Secret === null ? null : new TextEncoder().encode(config.hs256Secret);
   if (secret !== null) {
     options.logger?.warn('client_auth.hs256_secret is set: HS256 shared-secret tokens are for development only');
   }
-  const algorithms: string[] = [...(local !== null || remote !== null ? JWKS_ALGORITHMS : []), ...(secret !== null ? [SECRET_ALGORITHM] : [])];
+  const algorithms: string[] = [
+    ...(local !== null || remote !== null ? JWKS_ALGORITHMS : []),
+    ...(secret !== null ? [SECRET_ALGORITHM] : []),
+  ];
 
   const getKey: JWTVerifyGetKey = async (header, token) => {
     if (header.alg === SECRET_ALGORITHM) {
-      if (secret === null) throw new FerryError('FERRY_S2006', 'HS256 tokens are not accepted: no hs256_secret is configured');
+      if (secret === null)
+        throw new FerryError('FERRY_S2006', 'HS256 tokens are not accepted: no hs256_secret is configured');
       return secret;
     }
     if (local !== null) {
@@ -88,10 +95,15 @@ export function createAuthenticator(config: ClientAuthConfig, options: Authentic
       try {
         return await remote(header, token);
       } catch (error) {
-        if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) throw error;
-        throw new FerryError('FERRY_S2007', `cannot fetch the JWKS from client_auth.jwks_uri: ${(error as Error).message}`, {
-          cause: error,
-        });
+        if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys)
+          throw error;
+        throw new FerryError(
+          'FERRY_S2007',
+          `cannot fetch the JWKS from client_auth.jwks_uri: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
       }
     }
     throw new FerryError('FERRY_S2006', `algorithm ${String(header.alg)} is not accepted`);
@@ -105,18 +117,30 @@ export function createAuthenticator(config: ClientAuthConfig, options: Authentic
       throw new FerryError('FERRY_S2002', 'invalid token: not a JWT', { cause });
     }
     if (typeof header.alg !== 'string' || !algorithms.includes(header.alg)) {
-      throw new FerryError('FERRY_S2006', `token algorithm ${JSON.stringify(header.alg ?? null)} is not accepted (accepted: ${algorithms.join(', ')})`);
+      throw new FerryError(
+        'FERRY_S2006',
+        `token algorithm ${JSON.stringify(header.alg ?? null)} is not accepted (accepted: ${algorithms.join(', ')})`,
+      );
     }
     let payload: JWTPayload;
     try {
       const verifyOptions = { audience: config.audience, algorithms, requiredClaims: ['exp', 'sub', 'aud'] };
-      ({ payload } = await jwtVerify(token, getKey, options.now === undefined ? verifyOptions : { ...verifyOptions, currentDate: options.now() }));
+      ({ payload } = await jwtVerify(
+        token,
+        getKey,
+        options.now === undefined ? verifyOptions : { ...verifyOptions, currentDate: options.now() },
+      ));
     } catch (error) {
       throw mapJoseError(error);
     }
-    if (typeof payload.sub !== 'string' || payload.sub === '') throw new FerryError('FERRY_S2005', 'token has no subject (sub)');
+    if (typeof payload.sub !== 'string' || payload.sub === '')
+      throw new FerryError('FERRY_S2005', 'token has no subject (sub)');
     if (typeof payload.exp !== 'number') throw new FerryError('FERRY_S2002', 'invalid token: exp is required');
-    return { userId: payload.sub, payload: payload as AuthenticatedClient['payload'], expiresAt: new Date(payload.exp * 1000) };
+    return {
+      userId: payload.sub,
+      payload: payload as AuthenticatedClient['payload'],
+      expiresAt: new Date(payload.exp * 1000),
+    };
   }
 
   return {
@@ -148,7 +172,8 @@ function mapJoseError(error: unknown): FerryError {
   if (error instanceof joseErrors.JWKSNoMatchingKey || error instanceof joseErrors.JWKSMultipleMatchingKeys) {
     return fail('FERRY_S2006', 'no configured key matches the token (kid/alg)');
   }
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return fail('FERRY_S2002', 'invalid token: signature verification failed');
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed)
+    return fail('FERRY_S2002', 'invalid token: signature verification failed');
   if (error instanceof joseErrors.JOSEError) return fail('FERRY_S2002', `invalid token: ${error.message}`);
   return fail('FERRY_S2002', `invalid token: ${(error as Error)?.message ?? String(error)}`);
 }

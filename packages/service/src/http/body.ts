@@ -30,11 +30,18 @@ export function parseJsonBody<S extends z.ZodType>(body: Buffer, schema: S): z.o
   }
   const result = schema.safeParse(json);
   if (!result.success) {
-    const issues = result.error.issues.map((issue) => ({ path: issue.path.map(String).join('.'), message: issue.message }));
+    const issues = result.error.issues.map((issue) => ({
+      path: issue.path.map(String).join('.'),
+      message: issue.message,
+    }));
     const first = issues[0]!;
-    throw new FerryError('FERRY_S4001', `invalid request body: ${first.path === '' ? '' : `${first.path}: `}${first.message}`, {
-      details: { issues },
-    });
+    throw new FerryError(
+      'FERRY_S4001',
+      `invalid request body: ${first.path === '' ? '' : `${first.path}: `}${first.message}`,
+      {
+        details: { issues },
+      },
+    );
   }
   return result.data;
 }

@@ -14,8 +14,15 @@ async function start(options: Parameters<typeof startTestServer>[0] = {}): Promi
 }
 
 async function post(url: string, body: string, headers: Record<string, string> = {}) {
-  const response = await fetch(`${url}/sync/stream`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-  return { status: response.status, body: (await response.json()) as { error: { code: string; message: string; details?: unknown } } };
+  const response = await fetch(`${url}/sync/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body,
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as { error: { code: string; message: string; details?: unknown } },
+  };
 }
 
 describe('http api', () => {
@@ -45,12 +52,16 @@ describe('http api', () => {
     expect(invalid.status).toBe(400);
     expect(invalid.body.error.code).toBe('FERRY_S4001');
     expect(invalid.body.error.message).toContain('buckets.0.after');
-    expect(invalid.body.error.details).toEqual({ issues: [{ path: 'buckets.0.after', message: 'op id must be a decimal string' }] });
+    expect(invalid.body.error.details).toEqual({
+      issues: [{ path: 'buckets.0.after', message: 'op id must be a decimal string' }],
+    });
   });
 
   it('rejects oversized bodies with 413 FERRY_S4002', async () => {
     const { url } = await start({ maxRequestBytes: 1000 });
-    const big = JSON.stringify({ buckets: Array.from({ length: 100 }, (_, i) => ({ name: `bucket_${i}[]`, after: '0' })) });
+    const big = JSON.stringify({
+      buckets: Array.from({ length: 100 }, (_, i) => ({ name: `bucket_${i}[]`, after: '0' })),
+    });
     const { status, body } = await post(url, big, { authorization: `Token ${await testToken('u1')}` });
     expect(status).toBe(413);
     expect(body.error.code).toBe('FERRY_S4002');

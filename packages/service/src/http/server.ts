@@ -131,7 +131,12 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
     const route = routes.get(url.pathname);
     res.setHeader('access-control-allow-origin', api.corsOrigin);
     if (api.corsOrigin !== '*') res.setHeader('vary', 'Origin');
-    res.on('finish', () => metrics.httpRequests.inc({ route: route === undefined ? 'unknown' : url.pathname, status: String(res.statusCode) }));
+    res.on('finish', () =>
+      metrics.httpRequests.inc({
+        route: route === undefined ? 'unknown' : url.pathname,
+        status: String(res.statusCode),
+      }),
+    );
 
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
@@ -147,7 +152,9 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
       handling = Promise.reject(new FerryError('FERRY_S4004', `no such endpoint: ${req.method} ${url.pathname}`));
     } else if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
       res.setHeader('allow', route.method);
-      handling = Promise.reject(new FerryError('FERRY_S4005', `${url.pathname} does not accept ${req.method}; use ${route.method}`));
+      handling = Promise.reject(
+        new FerryError('FERRY_S4005', `${url.pathname} does not accept ${req.method}; use ${route.method}`),
+      );
     } else {
       handling = route.handle(req, res);
     }
@@ -185,7 +192,10 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 

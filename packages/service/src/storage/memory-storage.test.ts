@@ -18,7 +18,11 @@ describe('MemoryBucketStorage', () => {
     expect(await storage.getLatestCheckpoint()).toBeNull();
     storage.put('b[]', { object_type: 't', object_id: '1', data: { id: '1' } });
     expect(await storage.readBucketOps('b[]', 0n, 100n, 10)).toEqual([]);
-    expect((await storage.getCheckpointState(['b[]'])).states.get('b[]')).toEqual({ checksum: 0, count: 0, lastOpId: 0n });
+    expect((await storage.getCheckpointState(['b[]'])).states.get('b[]')).toEqual({
+      checksum: 0,
+      count: 0,
+      lastOpId: 0n,
+    });
     const cp = storage.commit();
     expect(cp).toBe(1n);
     expect(await storage.getLatestCheckpoint()).toBe(1n);
@@ -27,7 +31,8 @@ describe('MemoryBucketStorage', () => {
 
   it('keeps checksum and count equal to the sum of the ops, per bucket', async () => {
     const storage = new MemoryBucketStorage();
-    for (let i = 0; i < 5; i++) storage.put('a[]', { object_type: 't', object_id: String(i), data: { id: String(i), n: i } });
+    for (let i = 0; i < 5; i++)
+      storage.put('a[]', { object_type: 't', object_id: String(i), data: { id: String(i), n: i } });
     storage.put('b[]', { object_type: 't', object_id: 'x', data: '{"id":"x"}' });
     storage.remove('a[]', { object_type: 't', object_id: '0' });
     const cp = storage.commit();

@@ -61,7 +61,12 @@ const EMPTY_STATE: BucketState = Object.freeze({ checksum: 0, count: 0, lastOpId
  * `types.ts`; it does not compact.
  */
 export class MemoryBucketStorage implements BucketStorageReader {
-  readonly stats: MemoryStorageStats = { getLatestCheckpoint: 0, getCheckpointState: 0, getParameterRows: 0, readBucketOps: 0 };
+  readonly stats: MemoryStorageStats = {
+    getLatestCheckpoint: 0,
+    getCheckpointState: 0,
+    getParameterRows: 0,
+    readBucketOps: 0,
+  };
 
   private sequence: OpId = 0n;
   private checkpoint: OpId | null = null;
@@ -109,7 +114,10 @@ export class MemoryBucketStorage implements BucketStorageReader {
 
   /** Stages the complete set of parameter rows stored under `lookup` (empty = none). */
   setParameterRows(lookup: string, rows: readonly Record<string, SqliteValue>[]): void {
-    this.pendingLookups.set(lookup, rows.map((row) => ({ ...row })));
+    this.pendingLookups.set(
+      lookup,
+      rows.map((row) => ({ ...row })),
+    );
   }
 
   /**
@@ -119,14 +127,19 @@ export class MemoryBucketStorage implements BucketStorageReader {
    * strictly increase.
    */
   commit(options: MemoryCommitOptions = {}): OpId {
-    const checkpoint = this.pendingOps.length > 0 && this.pendingOps.at(-1)!.op.id === this.sequence ? this.sequence : ++this.sequence;
+    const checkpoint =
+      this.pendingOps.length > 0 && this.pendingOps.at(-1)!.op.id === this.sequence ? this.sequence : ++this.sequence;
     const changedBuckets = new Map<string, BucketState>();
     for (const { bucket, op } of this.pendingOps) {
       let ops = this.buckets.get(bucket);
       if (ops === undefined) this.buckets.set(bucket, (ops = []));
       ops.push(op);
       const state = this.states.get(bucket) ?? EMPTY_STATE;
-      const next: BucketState = { checksum: addChecksums(state.checksum, op.entry.checksum), count: state.count + 1, lastOpId: op.id };
+      const next: BucketState = {
+        checksum: addChecksums(state.checksum, op.entry.checksum),
+        count: state.count + 1,
+        lastOpId: op.id,
+      };
       this.states.set(bucket, next);
       changedBuckets.set(bucket, next);
     }
@@ -162,7 +175,9 @@ export class MemoryBucketStorage implements BucketStorageReader {
     return this.checkpoint;
   }
 
-  async getCheckpointState(buckets: readonly string[]): Promise<{ checkpoint: OpId; states: Map<string, BucketState> }> {
+  async getCheckpointState(
+    buckets: readonly string[],
+  ): Promise<{ checkpoint: OpId; states: Map<string, BucketState> }> {
     this.stats.getCheckpointState++;
     const states = new Map<string, BucketState>();
     for (const bucket of buckets) states.set(bucket, { ...(this.states.get(bucket) ?? EMPTY_STATE) });
@@ -174,7 +189,11 @@ export class MemoryBucketStorage implements BucketStorageReader {
     const result = new Map<string, Record<string, SqliteValue>[]>();
     for (const lookup of lookups) {
       const rows = this.parameterRows.get(lookup);
-      if (rows !== undefined) result.set(lookup, rows.map((row) => ({ ...row })));
+      if (rows !== undefined)
+        result.set(
+          lookup,
+          rows.map((row) => ({ ...row })),
+        );
     }
     return result;
   }

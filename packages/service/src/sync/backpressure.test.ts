@@ -42,7 +42,8 @@ describe('backpressure', () => {
     const { storage, url } = server;
     const total = 60_000;
     const padding = 'p'.repeat(200);
-    for (let i = 0; i < total; i++) storage.put('global[]', { object_type: 'items', object_id: `i${i}`, data: { id: `i${i}`, padding } });
+    for (let i = 0; i < total; i++)
+      storage.put('global[]', { object_type: 'items', object_id: `i${i}`, data: { id: `i${i}`, padding } });
     storage.commit();
     const pages = total / 500;
 

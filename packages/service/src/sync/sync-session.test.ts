@@ -14,7 +14,13 @@ describe('SyncSession', () => {
     storage.put('global[]', { object_type: 'items', object_id: 'a', data: { id: 'a' } });
     storage.commit();
     const session = await SyncSession.open(
-      { storage, rules: await testRules(), opReader: new SharedOpReader(storage), maxBuckets: 100, keepaliveMs: 60_000 },
+      {
+        storage,
+        rules: await testRules(),
+        opReader: new SharedOpReader(storage),
+        maxBuckets: 100,
+        keepaliveMs: 60_000,
+      },
       { userId: 'u1', payload: { sub: 'u1' }, expiresAt: new Date(Date.now() + 3_600_000) },
       SyncRequestSchema.parse({}),
     );
@@ -39,7 +45,15 @@ describe('SyncSession', () => {
 
     const kinds = lines.map((line) => Object.keys(line)[0]).filter((kind) => kind !== 'token_expires_in');
     // user["u1"] (priority 1) is empty but still completes first.
-    expect(kinds).toEqual(['checkpoint', 'partial_checkpoint_complete', 'data', 'checkpoint_complete', 'checkpoint_diff', 'data', 'checkpoint_complete']);
+    expect(kinds).toEqual([
+      'checkpoint',
+      'partial_checkpoint_complete',
+      'data',
+      'checkpoint_complete',
+      'checkpoint_diff',
+      'data',
+      'checkpoint_complete',
+    ]);
     const diff = lines.find((line) => 'checkpoint_diff' in line)!.checkpoint_diff!;
     expect(diff.last_op_id).toBe(String(ids[2]));
     const lastData = lines.filter((line) => 'data' in line).at(-1)!.data!;

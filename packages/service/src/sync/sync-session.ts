@@ -39,12 +39,20 @@ const EMPTY_STATE: BucketState = Object.freeze({ checksum: 0, count: 0, lastOpId
 /** Merges coalesced updates: later bucket states win; unknown (null) is contagious. */
 function mergeUpdates(a: CheckpointUpdate, b: CheckpointUpdate): CheckpointUpdate {
   let changedBuckets: Map<string, BucketState> | null = null;
-  if (a.changedBuckets !== null && b.changedBuckets !== null && a.changedBuckets.size + b.changedBuckets.size <= MAX_MERGED_CHANGES) {
+  if (
+    a.changedBuckets !== null &&
+    b.changedBuckets !== null &&
+    a.changedBuckets.size + b.changedBuckets.size <= MAX_MERGED_CHANGES
+  ) {
     changedBuckets = new Map(a.changedBuckets);
     for (const [bucket, state] of b.changedBuckets) changedBuckets.set(bucket, state);
   }
   let changedLookups: Set<string> | null = null;
-  if (a.changedLookups !== null && b.changedLookups !== null && a.changedLookups.size + b.changedLookups.size <= MAX_MERGED_CHANGES) {
+  if (
+    a.changedLookups !== null &&
+    b.changedLookups !== null &&
+    a.changedLookups.size + b.changedLookups.size <= MAX_MERGED_CHANGES
+  ) {
     changedLookups = new Set([...a.changedLookups, ...b.changedLookups]);
   }
   return { checkpoint: b.checkpoint, previous: a.previous, changedBuckets, changedLookups };
@@ -85,7 +93,12 @@ export class SyncSession {
   private unsubscribe: (() => void) | null;
   private readonly stopController = new AbortController();
 
-  private constructor(deps: SyncSessionDeps, client: AuthenticatedClient, request: SyncRequest, querier: BucketQuerier) {
+  private constructor(
+    deps: SyncSessionDeps,
+    client: AuthenticatedClient,
+    request: SyncRequest,
+    querier: BucketQuerier,
+  ) {
     this.deps = deps;
     this.client = client;
     this.querier = querier;
@@ -228,12 +241,20 @@ export class SyncSession {
     // Parameter rows read before the first checkpoint may be incomplete.
     if (waited) this.buckets = await this.resolveBuckets();
     const { checkpoint, states } = await this.deps.storage.getCheckpointState([...this.buckets.keys()]);
-    const entries = [...this.buckets.values()].map((description) => ({ description, state: states.get(description.bucket) ?? EMPTY_STATE }));
+    const entries = [...this.buckets.values()].map((description) => ({
+      description,
+      state: states.get(description.bucket) ?? EMPTY_STATE,
+    }));
     for (const { description, state } of entries) this.announced.set(description.bucket, state);
     this.lastCheckpoint = checkpoint;
     await writer.write(
       'checkpoint',
-      encodeLine({ checkpoint: { last_op_id: formatOpId(checkpoint), buckets: entries.map((e) => this.checksumOf(e.description, e.state)) } }),
+      encodeLine({
+        checkpoint: {
+          last_op_id: formatOpId(checkpoint),
+          buckets: entries.map((e) => this.checksumOf(e.description, e.state)),
+        },
+      }),
     );
     await this.sendData(writer, entries, checkpoint);
   }
@@ -280,7 +301,8 @@ export class SyncSession {
     const updated: { description: BucketDescription; state: BucketState }[] = [];
     for (const [bucket, state] of states) {
       const description = this.buckets.get(bucket);
-      if (description !== undefined && !sameState(this.announced.get(bucket), state)) updated.push({ description, state });
+      if (description !== undefined && !sameState(this.announced.get(bucket), state))
+        updated.push({ description, state });
     }
     const removed = [...this.announced.keys()].filter((bucket) => !this.buckets.has(bucket));
     this.lastCheckpoint = target;
@@ -305,7 +327,11 @@ export class SyncSession {
   }
 
   /** Sends the ops each bucket lacks, highest priority first, then `checkpoint_complete`. */
-  private async sendData(writer: LineWriter, entries: { description: BucketDescription; state: BucketState }[], checkpoint: OpId): Promise<void> {
+  private async sendData(
+    writer: LineWriter,
+    entries: { description: BucketDescription; state: BucketState }[],
+    checkpoint: OpId,
+  ): Promise<void> {
     const lastOpId = formatOpId(checkpoint);
     const byPriority = [...entries].sort((a, b) => a.description.priority - b.description.priority);
     for (let i = 0; i < byPriority.length; i++) {
@@ -322,7 +348,10 @@ export class SyncSession {
       const next = byPriority[i + 1];
       const priority = description.priority;
       if (priority < DEFAULT_BUCKET_PRIORITY && next !== undefined && next.description.priority !== priority) {
-        await writer.write('partial_checkpoint_complete', encodeLine({ partial_checkpoint_complete: { last_op_id: lastOpId, priority } }));
+        await writer.write(
+          'partial_checkpoint_complete',
+          encodeLine({ partial_checkpoint_complete: { last_op_id: lastOpId, priority } }),
+        );
       }
     }
     await writer.write('checkpoint_complete', encodeLine({ checkpoint_complete: { last_op_id: lastOpId } }));

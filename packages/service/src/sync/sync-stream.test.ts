@@ -1,7 +1,15 @@
 import { addChecksums, type OplogEntry } from '@ferry/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MemoryBucketStorage } from '../storage/memory-storage.js';
-import { membershipLookup, openStream, replicateRow, startTestServer, testRules, testToken, type TestServer } from './testing.js';
+import {
+  membershipLookup,
+  openStream,
+  replicateRow,
+  startTestServer,
+  testRules,
+  testToken,
+  type TestServer,
+} from './testing.js';
 
 /** A parsed line of the stream: tests read whatever field the kind they expect carries. */
 // oxlint-disable-next-line typescript/no-explicit-any -- arbitrary parsed JSON, asserted field by field
@@ -19,7 +27,8 @@ async function server(options: Parameters<typeof startTestServer>[0] = {}): Prom
 }
 
 function seed(storage: MemoryBucketStorage): void {
-  for (let i = 0; i < 3; i++) storage.put('global[]', { object_type: 'items', object_id: `g${i}`, data: { id: `g${i}`, n: i } });
+  for (let i = 0; i < 3; i++)
+    storage.put('global[]', { object_type: 'items', object_id: `g${i}`, data: { id: `g${i}`, n: i } });
   storage.put('user["u1"]', { object_type: 'profile', object_id: 'u1', data: { id: 'u1', name: 'Ann' } });
   storage.put('user["u2"]', { object_type: 'profile', object_id: 'u2', data: { id: 'u2', name: 'Bob' } });
   storage.put('lists["l1"]', { object_type: 'todos', object_id: 't1', data: { id: 't1', list_id: 'l1' } });
@@ -105,12 +114,17 @@ describe('POST /sync/stream', () => {
     expect(pages).toHaveLength(1);
     expect(pages[0]).toMatchObject({ after: '2', next_after: '9', has_more: false });
     // The checkpoint lists only the client's buckets (not `gone[]`).
-    expect(lines[0]!.checkpoint.buckets.map((b: Line) => b.bucket).sort()).toEqual(['global[]', 'lists["l1"]', 'user["u1"]']);
+    expect(lines[0]!.checkpoint.buckets.map((b: Line) => b.bucket).sort()).toEqual([
+      'global[]',
+      'lists["l1"]',
+      'user["u1"]',
+    ]);
   });
 
   it('pages a large bucket with has_more and continuous after/next_after', async () => {
     const { url, storage } = await server({ opCache: { pageSize: 3 } });
-    for (let i = 0; i < 10; i++) storage.put('global[]', { object_type: 'items', object_id: String(i), data: { id: String(i) } });
+    for (let i = 0; i < 10; i++)
+      storage.put('global[]', { object_type: 'items', object_id: String(i), data: { id: String(i) } });
     storage.commit();
     const { reader } = await openStream(url, await testToken('u9'));
     const pages = ((await reader!.checkpoint()) as Line[]).filter((line) => 'data' in line).map((line) => line.data);
@@ -133,7 +147,11 @@ describe('POST /sync/stream', () => {
     storage.commit();
     expect(await reader!.quietFor(200)).toBe(true);
 
-    const opId = storage.put('lists["l1"]', { object_type: 'todos', object_id: 't1', data: { id: 't1', list_id: 'l1', done: 1 } });
+    const opId = storage.put('lists["l1"]', {
+      object_type: 'todos',
+      object_id: 't1',
+      data: { id: 't1', list_id: 'l1', done: 1 },
+    });
     const cp = storage.commit();
     const lines = (await reader!.checkpoint()) as Line[];
     await reader!.cancel();
@@ -160,7 +178,11 @@ describe('POST /sync/stream', () => {
     const lines = (await reader!.checkpoint()) as Line[];
     await reader!.cancel();
     expect(lines[0]!.checkpoint_diff.updated_buckets.map((b: Line) => b.bucket)).toEqual(['global[]']);
-    expect(opsByBucket(lines).get('global[]')!.map((op) => op.object_id)).toEqual(['g9']);
+    expect(
+      opsByBucket(lines)
+        .get('global[]')!
+        .map((op) => op.object_id),
+    ).toEqual(['g9']);
   });
 
   it('adds and removes buckets when membership rows change, without reconnecting', async () => {
@@ -174,9 +196,15 @@ describe('POST /sync/stream', () => {
     let lines = (await reader!.checkpoint()) as Line[];
     let diff = lines[0]!.checkpoint_diff;
     expect(diff.last_op_id).toBe(String(added));
-    expect(diff.updated_buckets).toEqual([{ bucket: 'lists["l2"]', checksum: expect.any(Number), count: 1, priority: 3 }]);
+    expect(diff.updated_buckets).toEqual([
+      { bucket: 'lists["l2"]', checksum: expect.any(Number), count: 1, priority: 3 },
+    ]);
     expect(diff.removed_buckets).toEqual([]);
-    expect(opsByBucket(lines).get('lists["l2"]')!.map((op) => op.object_id)).toEqual(['t3']);
+    expect(
+      opsByBucket(lines)
+        .get('lists["l2"]')!
+        .map((op) => op.object_id),
+    ).toEqual(['t3']);
 
     storage.setParameterRows(membershipLookup('u1'), [{ list_id: 'l2' }]);
     storage.commit();
@@ -193,7 +221,7 @@ describe('POST /sync/stream', () => {
     await reader!.cancel();
   });
 
-  it('never lets two users see each other\'s buckets', async () => {
+  it("never lets two users see each other's buckets", async () => {
     const { url, storage } = await server();
     seed(storage);
     const a = (await openStream(url, await testToken('u1'))).reader!;
@@ -208,7 +236,15 @@ describe('POST /sync/stream', () => {
     await a.cancel();
     await b.cancel();
     const bucketsOf = (lines: Line[]) =>
-      new Set(lines.flatMap((line) => [...(line.checkpoint?.buckets ?? []), ...(line.checkpoint_diff?.updated_buckets ?? []), ...(line.data ? [line.data] : [])].map((x: Line) => x.bucket)));
+      new Set(
+        lines.flatMap((line) =>
+          [
+            ...(line.checkpoint?.buckets ?? []),
+            ...(line.checkpoint_diff?.updated_buckets ?? []),
+            ...(line.data ? [line.data] : []),
+          ].map((x: Line) => x.bucket),
+        ),
+      );
     expect([...bucketsOf(linesA)].sort()).toEqual(['global[]', 'lists["l1"]', 'user["u1"]']);
     expect([...bucketsOf(linesB)].sort()).toEqual(['global[]', 'lists["l2"]', 'user["u2"]']);
     expect(JSON.stringify(linesA)).not.toContain('b-only');
@@ -223,7 +259,11 @@ describe('POST /sync/stream', () => {
     storage.commit();
     const lines = (await reader!.checkpoint()) as Line[];
     await reader!.cancel();
-    expect(lines[0]!.checkpoint.buckets.map((b: Line) => b.bucket).sort()).toEqual(['global[]', 'lists["l1"]', 'user["u1"]']);
+    expect(lines[0]!.checkpoint.buckets.map((b: Line) => b.bucket).sort()).toEqual([
+      'global[]',
+      'lists["l1"]',
+      'user["u1"]',
+    ]);
     expect(opsByBucket(lines).get('global[]')).toHaveLength(1);
   });
 
@@ -232,7 +272,9 @@ describe('POST /sync/stream', () => {
     seed(storage);
     const { reader } = await openStream(url, await testToken('u1', { expiresInSeconds: 600 }));
     const lines = (await reader!.until((line) => 'checkpoint_complete' in line)) as Line[];
-    const keepalives: number[] = lines.filter((line) => 'token_expires_in' in line).map((line) => line.token_expires_in);
+    const keepalives: number[] = lines
+      .filter((line) => 'token_expires_in' in line)
+      .map((line) => line.token_expires_in);
     while (keepalives.length < 3) {
       const line = (await reader!.next()) as Line;
       if ('token_expires_in' in line) keepalives.push(line.token_expires_in);
@@ -268,7 +310,8 @@ describe('POST /sync/stream', () => {
     expect(storage.subscriberCount).toBe(1);
     expect(http.connectedClients).toBe(1);
     controller.abort();
-    for (let i = 0; i < 100 && storage.subscriberCount > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; i < 100 && storage.subscriberCount > 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
     expect(storage.subscriberCount).toBe(0);
     expect(http.connectedClients).toBe(0);
     expect((await metrics.connectedClients.get()).values[0]!.value).toBe(0);
@@ -298,7 +341,11 @@ describe('POST /sync/stream', () => {
     await Promise.all(readers.map((reader) => reader.cancel()));
     for (const lines of results) {
       expect((lines[0] as Line).checkpoint_diff.last_op_id).toBe(String(cp));
-      expect(opsByBucket(lines as Line[]).get('global[]')!.map((op) => op.object_id)).toEqual(['hot']);
+      expect(
+        opsByBucket(lines as Line[])
+          .get('global[]')!
+          .map((op) => op.object_id),
+      ).toEqual(['hot']);
     }
     expect(storage.stats.readBucketOps - before.readBucketOps).toBe(1);
     expect(storage.stats.getCheckpointState - before.getCheckpointState).toBe(0);
@@ -310,8 +357,13 @@ describe('POST /sync/stream', () => {
     const rules = await testRules();
     replicateRow(storage, rules, 'items', { id: 'i1', name: 'shared' });
     replicateRow(storage, rules, 'profiles', { id: 'u7', name: 'Zed' });
-    expect(replicateRow(storage, rules, 'todos', { id: 't1', list_id: 'lx', title: 'Buy milk' })).toEqual(['lists["lx"]']);
-    const { lookups } = rules.evaluateParameterRow({ schema: 'public', name: 'memberships' }, { id: 'm1', user_id: 'u7', list_id: 'lx' });
+    expect(replicateRow(storage, rules, 'todos', { id: 't1', list_id: 'lx', title: 'Buy milk' })).toEqual([
+      'lists["lx"]',
+    ]);
+    const { lookups } = rules.evaluateParameterRow(
+      { schema: 'public', name: 'memberships' },
+      { id: 'm1', user_id: 'u7', list_id: 'lx' },
+    );
     expect(lookups.map((l) => l.lookup)).toEqual([membershipLookup('u7')]);
     storage.setParameterRows(lookups[0]!.lookup, [lookups[0]!.params]);
     storage.commit();

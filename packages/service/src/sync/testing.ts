@@ -52,14 +52,23 @@ export function membershipLookup(userId: string): string {
  * Replicates one source row the way the replicator does: evaluates it with
  * the rules and stages a PUT in every bucket it belongs to. Returns the buckets.
  */
-export function replicateRow(storage: MemoryBucketStorage, rules: CompiledSyncRules, table: string, row: SqliteRow): string[] {
+export function replicateRow(
+  storage: MemoryBucketStorage,
+  rules: CompiledSyncRules,
+  table: string,
+  row: SqliteRow,
+): string[] {
   const { rows, errors } = rules.evaluateRow({ schema: 'public', name: table }, row);
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join('; '));
-  for (const evaluated of rows) storage.put(evaluated.bucket, { object_type: evaluated.table, object_id: evaluated.id, data: evaluated.data });
+  for (const evaluated of rows)
+    storage.put(evaluated.bucket, { object_type: evaluated.table, object_id: evaluated.id, data: evaluated.data });
   return rows.map((evaluated) => evaluated.bucket);
 }
 
-export async function testToken(sub: string | null, options: { expiresInSeconds?: number; audience?: string } = {}): Promise<string> {
+export async function testToken(
+  sub: string | null,
+  options: { expiresInSeconds?: number; audience?: string } = {},
+): Promise<string> {
   const jwt = new SignJWT(sub === null ? {} : { sub })
     .setProtectedHeader({ alg: 'HS256' })
     .setAudience(options.audience ?? TEST_AUDIENCE)
@@ -81,10 +90,22 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const storage = options.storage ?? new MemoryBucketStorage();
   const metrics = options.metrics ?? createMetrics({ processMetrics: false });
-  const api: ApiConfig = { host: '127.0.0.1', port: 0, maxBucketsPerClient: 1000, keepaliveSeconds: 20, corsOrigin: '*', ...options.api };
+  const api: ApiConfig = {
+    host: '127.0.0.1',
+    port: 0,
+    maxBucketsPerClient: 1000,
+    keepaliveSeconds: 20,
+    corsOrigin: '*',
+    ...options.api,
+  };
   const http = createHttpServer({
     rules: await testRules(),
-    authenticator: createAuthenticator({ audience: [TEST_AUDIENCE], jwksUri: null, jwks: null, hs256Secret: TEST_SECRET }),
+    authenticator: createAuthenticator({
+      audience: [TEST_AUDIENCE],
+      jwksUri: null,
+      jwks: null,
+      hs256Secret: TEST_SECRET,
+    }),
     logger: createLogger('silent'),
     ...options,
     storage,
@@ -118,7 +139,10 @@ export class StreamReader {
   }
 
   /** Lines up to and including the first one matching `predicate`. */
-  async until(predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>[]> {
+  async until(
+    predicate: (line: Record<string, unknown>) => boolean,
+    timeoutMs = 5000,
+  ): Promise<Record<string, unknown>[]> {
     const out: Record<string, unknown>[] = [];
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -158,7 +182,9 @@ export class StreamReader {
   private async pull(timeoutMs: number): Promise<void> {
     this.pending ??= this.reader.read();
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(1, timeoutMs))));
+    const timeout = new Promise<'timeout'>(
+      (resolve) => (timer = setTimeout(() => resolve('timeout'), Math.max(1, timeoutMs))),
+    );
     const result = await Promise.race([this.pending, timeout]);
     clearTimeout(timer);
     if (result === 'timeout') throw new Error('timed out waiting for a line');
