@@ -36,6 +36,8 @@ export class FerryService {
   readonly logger: Logger;
   private readonly http: FerryHttpServer;
   private replicatorRun: Promise<void> | null = null;
+  private compactTimer: NodeJS.Timeout | null = null;
+  private compacting: Promise<void> | null = null;
   private address: { host: string; port: number; url: string } | null = null;
   private stopped = false;
 
@@ -93,7 +95,10 @@ export class FerryService {
     });
     const service = new FerryService({ config, rules, storage, replicator, metrics, logger, http });
     try {
-      if (replicator) service.replicatorRun = replicator.run();
+      if (replicator) {
+        service.replicatorRun = replicator.run();
+        service.scheduleCompaction();
+      }
       service.address = await http.listen();
     } catch (error) {
       await service.stop();
@@ -128,10 +133,40 @@ export class FerryService {
     }
   }
 
+  /**
+   * Compacts bucket op logs now (superseded ops become MOVE, dead prefixes
+   * CLEAR; checksums never change). Runs only where this process replicates.
+   */
+  async compact(): Promise<void> {
+    if (this.compacting) return this.compacting;
+    this.compacting = (async () => {
+      try {
+        const result = await this.storage.compact();
+        if (result.moved > 0 || result.cleared > 0) this.logger.info(result, 'compacted bucket storage');
+      } catch (error) {
+        this.logger.warn({ err: error }, 'compaction failed; it will run again');
+      } finally {
+        this.compacting = null;
+      }
+    })();
+    return this.compacting;
+  }
+
+  private scheduleCompaction(): void {
+    const seconds = this.config.storage.compactIntervalSeconds;
+    if (seconds <= 0) return;
+    this.compactTimer = setInterval(() => {
+      if (this.replicator?.state === 'streaming') void this.compact();
+    }, seconds * 1000);
+    this.compactTimer.unref();
+  }
+
   /** Stops the API, then replication, then storage. Idempotent. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.compactTimer) clearInterval(this.compactTimer);
+    await this.compacting;
     await this.http.close().catch((error: unknown) => this.logger.warn({ err: error }, 'error closing HTTP server'));
     if (this.replicator) {
       await this.replicator.stop();

@@ -35,7 +35,7 @@ describe('parseConfig', () => {
     expect(config).toEqual({
       file: '/etc/ferry/ferry.yaml',
       replication: { connection: 'postgres://u@h/db', slotName: null, publication: null },
-      storage: { connection: 'postgres://u@h/db', schema: 'ferry' },
+      storage: { connection: 'postgres://u@h/db', schema: 'ferry', compactIntervalSeconds: 600 },
       syncRules: { path: '/etc/ferry/rules/sync-rules.yaml', content: null },
       clientAuth: { audience: ['ferry'], jwksUri: null, jwks: null, hs256Secret: 'dev-secret' },
       api: { host: '127.0.0.1', port: 9090, maxBucketsPerClient: 1000, keepaliveSeconds: 20, corsOrigin: '*' },
@@ -60,7 +60,7 @@ log_level: debug
     expect(config.clientAuth.audience).toEqual(['a', 'b']);
     expect(config.clientAuth.jwks?.keys[0]?.kid).toBe('k1');
     expect(config.clientAuth.jwksUri).toBe('https://auth.example.com/jwks.json');
-    expect(config.storage).toEqual({ connection: 'postgres://c/d', schema: 'sync' });
+    expect(config.storage).toEqual({ connection: 'postgres://c/d', schema: 'sync', compactIntervalSeconds: 600 });
     expect(config.syncRules).toEqual({ path: null, content: 'bucket_definitions: {}' });
     expect(config.logLevel).toBe('debug');
   });

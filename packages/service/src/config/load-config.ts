@@ -109,7 +109,11 @@ function normalize(raw: RawFerryConfig, file: string): FerryConfig {
       slotName: raw.replication.slot_name ?? null,
       publication: raw.replication.publication ?? null,
     },
-    storage: { connection: raw.storage.connection ?? raw.replication.connection, schema: raw.storage.schema },
+    storage: {
+      connection: raw.storage.connection ?? raw.replication.connection,
+      schema: raw.storage.schema,
+      compactIntervalSeconds: raw.storage.compact_interval_seconds,
+    },
     syncRules: {
       path: raw.sync_rules.path === undefined ? null : path.resolve(dir, raw.sync_rules.path),
       content: raw.sync_rules.content ?? null,

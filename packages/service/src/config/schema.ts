@@ -60,6 +60,10 @@ export const storageSchema = z.strictObject({
     .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, { error: 'expected a Postgres identifier' })
     .default('ferry')
     .meta({ description: "Schema holding Ferry's bucket storage and bookkeeping." }),
+  compact_interval_seconds: z.number({ error: 'expected a number of seconds' }).int().min(0).default(600).meta({
+    description:
+      'How often the replicating process compacts bucket op logs (superseded ops become MOVE/CLEAR; checksums never change). 0 turns it off.',
+  }),
 });
 
 export const syncRulesSchema = z

@@ -39,7 +39,7 @@ export interface FerryConfig {
   /** Slot and publication names; null = derived from the database and storage schema. */
   replication: { connection: string; slotName: string | null; publication: string | null };
   /** `connection` defaults to `replication.connection`. */
-  storage: { connection: string; schema: string };
+  storage: { connection: string; schema: string; compactIntervalSeconds: number };
   /** Exactly one of `path` (absolute) and `content` is set. */
   syncRules: { path: string | null; content: string | null };
   clientAuth: ClientAuthConfig;
