@@ -42,6 +42,8 @@ export interface BenchContext {
   dropDatabase(db: BenchDatabase): Promise<void>;
   /** A fresh temp folder under the run's. */
   tempDir(label: string): Promise<string>;
+  /** Services started through this context (their log tails are printed when a scenario fails). */
+  readonly services: StartedService[];
   /** Starts the service on `db` with `rulesYaml`; resolves once `/ready`. */
   startService(db: BenchDatabase, rulesYaml: string, options?: { readyTimeoutMs?: number }): Promise<StartedService>;
 }
@@ -87,6 +89,7 @@ export function createBenchContext(options: {
     distDir,
     pg: options.pg,
     devKey,
+    services: [],
     log: (message) => process.stderr.write(`[bench] ${message}\n`),
     token: (userId) => signDevToken(devKey, { userId, expiresInSeconds: 3600 }),
     async createDatabase(label) {
@@ -117,7 +120,7 @@ export function createBenchContext(options: {
     },
     async startService(db, rulesYaml, serviceOptions = {}) {
       const dir = await ctx.tempDir('service');
-      return startServiceProcess({
+      const service = await startServiceProcess({
         binJs,
         dir,
         databaseUrl: db.url,
@@ -126,6 +129,8 @@ export function createBenchContext(options: {
         slotName: `${db.name}_slot`.slice(0, 63),
         ...(serviceOptions.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: serviceOptions.readyTimeoutMs }),
       });
+      ctx.services.push(service);
+      return service;
     },
   };
   return ctx;

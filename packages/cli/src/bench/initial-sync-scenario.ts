@@ -14,7 +14,7 @@ import type { BenchContext, Scenario, ScenarioOutput } from './bench-context.js'
 import { runJsonChild } from './child-processes.js';
 import type { ClientSyncJob, ClientSyncResult } from './client-sync-child.js';
 import { median, metric } from './harness.js';
-import { measurePhasePeak } from './proc.js';
+import { measurePhasePeak, readProcCpuMs } from './proc.js';
 import { rawInitialSync } from './raw-stream.js';
 
 const LISTS = 100;
@@ -57,14 +57,19 @@ export const initialSyncScenario: Scenario = {
       const profDir = process.env['FERRY_BENCH_CLIENT_PROF'];
       const profArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
       let runId = 0;
-      const sync = async (client: ClientSyncJob['client'], user: string): Promise<ClientSyncResult> => {
+      const sync = async (
+        client: ClientSyncJob['client'],
+        user: string,
+      ): Promise<ClientSyncResult & { serviceCpuMs: number }> => {
         const job: ClientSyncJob = {
           client,
           url: service!.url,
           token: await ctx.token(user),
           dbPath: path.join(dir, `${client}-${user}-${runId++}.db`),
         };
-        return runJsonChild<ClientSyncResult>(childJs, [JSON.stringify(job)], CHILD_TIMEOUT_MS, profArgs);
+        const serviceCpu = await readProcCpuMs(service!.pid);
+        const result = await runJsonChild<ClientSyncResult>(childJs, [JSON.stringify(job)], CHILD_TIMEOUT_MS, profArgs);
+        return { ...result, serviceCpuMs: (await readProcCpuMs(service!.pid)) - serviceCpu };
       };
       const expect = (result: ClientSyncResult, rows: number, what: string) => {
         if (result.rows !== rows) throw new Error(`${what}: synced ${result.rows} rows, expected ${rows}`);
@@ -85,16 +90,24 @@ export const initialSyncScenario: Scenario = {
 
       // 5k, Ferry's client.
       const ferry5k: number[] = [];
-      for (let i = 0; i < RUNS_5K; i++) ferry5k.push(expect(await sync('ferry', 'u5k'), 5_000, 'ferry 5k').ms);
+      const ferry5kCpu: number[] = [];
+      for (let i = 0; i < RUNS_5K; i++) {
+        const result = expect(await sync('ferry', 'u5k'), 5_000, 'ferry 5k');
+        ferry5k.push(result.ms);
+        ferry5kCpu.push(result.cpuMs);
+      }
       out.add(
         metric('initial_sync_5k_ms', 'ms', ferry5k, {
           target: { op: '<', value: 250 },
-          note: `${RUNS_5K} cold client processes; rows ${opBytes.toFixed(0)} B; 100 buckets; cold raw stream ${cold5k.ms.toFixed(0)} ms`,
+          note: `${RUNS_5K} cold client processes; rows ${opBytes.toFixed(0)} B; 100 buckets; client CPU median ${median(ferry5kCpu).toFixed(0)} ms; cold raw stream ${cold5k.ms.toFixed(0)} ms`,
         }),
       );
 
       // 100k: Ferry and PowerSync alternate; service peak RSS per Ferry run.
       const ferry100k: number[] = [];
+      const ferryCpu: number[] = [];
+      const ferryServiceCpu: number[] = [];
+      const powersyncCpu: number[] = [];
       const ferryRss: number[] = [];
       const serviceRss: number[] = [];
       const powersync100k: number[] = [];
@@ -105,6 +118,8 @@ export const initialSyncScenario: Scenario = {
         const ferry = await measurePhasePeak(service.pid, () => sync('ferry', 'u100k'));
         expect(ferry.result, 100_000, 'ferry 100k');
         ferry100k.push(ferry.result.ms);
+        ferryCpu.push(ferry.result.cpuMs);
+        ferryServiceCpu.push(ferry.result.serviceCpuMs);
         ferryRss.push(ferry.result.hwmMb);
         serviceRss.push(ferry.peakMb);
         ctx.log(
@@ -115,6 +130,7 @@ export const initialSyncScenario: Scenario = {
             const ps = await measurePhasePeak(service.pid, () => sync('powersync', 'u100k'));
             expect(ps.result, 100_000, 'powersync 100k');
             powersync100k.push(ps.result.ms);
+            powersyncCpu.push(ps.result.cpuMs);
             powersyncRss.push(ps.result.hwmMb);
             serviceRssPowersync.push(ps.peakMb);
             ctx.log(
@@ -129,7 +145,7 @@ export const initialSyncScenario: Scenario = {
       out.add(
         metric('initial_sync_100k_ms', 'ms', ferry100k, {
           target: { op: '<', value: 1500 },
-          note: `${RUNS_100K} cold client processes, alternating with @powersync/node`,
+          note: `${RUNS_100K} cold client processes, alternating with @powersync/node; client CPU ${fmt(ferryCpu)} ms, service CPU ${fmt(ferryServiceCpu)} ms (10 ms ticks)`,
         }),
       );
       if (powersyncError !== null) out.fail('initial_sync_100k_powersync_client_ms', powersyncError);
@@ -137,7 +153,7 @@ export const initialSyncScenario: Scenario = {
         const ratio = median(ferry100k) / median(powersync100k);
         out.add(
           metric('initial_sync_100k_powersync_client_ms', 'ms', powersync100k, {
-            note: `@powersync/node 1.1.0 over HTTP, same service/data; Ferry/PowerSync = ${ratio.toFixed(2)}; its client peak RSS ${fmt(powersyncRss)} MiB`,
+            note: `@powersync/node 1.1.0 over HTTP, same service/data; Ferry/PowerSync = ${ratio.toFixed(2)}; client CPU ${fmt(powersyncCpu)} ms; client peak RSS ${fmt(powersyncRss)} MiB`,
           }),
         );
       }

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LISTS_ITEMS_DDL, USER_LISTS_RULES, insertItems, insertLists } from './bench-data.js';
 import type { Scenario } from './bench-context.js';
 import { metric } from './harness.js';
-import { measurePhasePeak } from './proc.js';
+import { measurePhasePeak, readProcCpuMs } from './proc.js';
 
 const ROWS = 100_000;
 const PER_TX = 1_000;
@@ -45,6 +45,7 @@ export const replicationScenario: Scenario = {
       for (let round = 0; round < ROUNDS; round++) {
         const before = await storedOps(poller);
         const base = round * ROWS;
+        const cpuBefore = await readProcCpuMs(service.pid);
         const phase = await measurePhasePeak(service.pid, async () => {
           let firstCommit = 0;
           let lastCommit = 0;
@@ -74,8 +75,9 @@ export const replicationScenario: Scenario = {
         const seconds = (covered - firstCommit) / 1000;
         rates.push(ROWS / seconds);
         peaks.push(phase.peakMb);
+        const serviceCpu = ((await readProcCpuMs(service.pid)) - cpuBefore) / 1000;
         notes.push(
-          `inserts ${((lastCommit - firstCommit) / 1000).toFixed(2)} s + drain ${((covered - lastCommit) / 1000).toFixed(2)} s`,
+          `inserts ${((lastCommit - firstCommit) / 1000).toFixed(2)} s + drain ${((covered - lastCommit) / 1000).toFixed(2)} s, service CPU ${serviceCpu.toFixed(1)} s`,
         );
         ctx.log(
           `replication: round ${round + 1}: ${(ROWS / seconds).toFixed(0)} ops/s (${notes.at(-1)}), service peak ${phase.peakMb.toFixed(0)} MiB`,

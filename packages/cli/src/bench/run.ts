@@ -118,15 +118,19 @@ async function main(argv: string[]): Promise<number> {
         },
       };
       let scenarioError: unknown = null;
+      const ctx = createBenchContext({ repoRoot, tmpDir, pg: pgServer!, devKey });
       try {
         if (scenario.needsPostgres && pgServer === null) throw new Error('Postgres is not running');
-        const ctx = createBenchContext({ repoRoot, tmpDir, pg: pgServer!, devKey });
         await scenario.run(ctx, out);
       } catch (error) {
         scenarioError = error;
         process.stderr.write(
           `[bench] ${scenario.name} FAILED: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
         );
+        for (const service of ctx.services) {
+          const tail = `${service.process.stdout}\n${service.process.stderr}`.trim();
+          process.stderr.write(`[bench] service pid ${service.pid} log tail:\n${tail.slice(-4000)}\n`);
+        }
       }
       if (liveChildren() > 0) {
         process.stderr.write(`[bench] ${scenario.name} left ${liveChildren()} child process(es); killing them\n`);
