@@ -102,7 +102,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
         '-c',
         'shared_buffers=256MB',
         ...(options.unsafeFast
-          ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off']
+          ? // fsync off but synchronous_commit on: with it off, walsenders only see a
+            // commit after the WAL writer's next flush (up to 200 ms), which would
+            // make replication look slow in tests and benchmarks.
+            ['-c', 'fsync=off', '-c', 'full_page_writes=off']
           : []),
       ],
       onLog: (message) => onLog(String(message)),

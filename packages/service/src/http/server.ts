@@ -204,7 +204,10 @@ function sendError(res: ServerResponse, error: unknown, logger: Logger): void {
   let ferryError: FerryError;
   if (FerryError.is(error)) {
     ferryError = error;
-    if (ferryError.status >= 500) logger.warn({ err: error }, 'request failed');
+    // "Not ready" is an expected answer while the initial copy runs (load
+    // balancers poll it); other server-side failures deserve a warning.
+    if (ferryError.code === 'FERRY_S4006') logger.debug({ code: ferryError.code }, 'not ready yet');
+    else if (ferryError.status >= 500) logger.warn({ err: error }, 'request failed');
   } else {
     logger.error({ err: error }, 'unexpected error in request');
     ferryError = new FerryError('FERRY_S9001', 'internal error', { cause: error });
