@@ -92,7 +92,14 @@ export const clientAuthSchema = z
       .meta({ description: 'URL of a JWKS with the signing keys.' }),
     jwks: z
       .object(
-        { keys: z.array(jwkSchema).min(1, { error: 'expected at least one key' }) },
+        {
+          keys: z
+            .array(jwkSchema)
+            .min(1, { error: 'expected at least one key' })
+            .meta({
+              description: 'Public JSON Web Keys (RSA, EC or OKP/Ed25519), each with kty and ideally kid and alg.',
+            }),
+        },
         { error: 'expected a JWKS object { keys: [...] }' },
       )
       .optional()
