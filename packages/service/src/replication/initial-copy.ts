@@ -42,7 +42,7 @@ export async function copyInitialSnapshot(options: InitialCopyOptions): Promise<
     await client.query(`SET TRANSACTION SNAPSHOT '${options.snapshotName.replace(/'/g, "''")}'`);
     for (const { stored, info } of options.tables) {
       const label = `${info.schema}.${info.name}`;
-      const mapper = new RelationMapper(info.columns, options.types);
+      const mapper = new RelationMapper(info.columns, options.types, info.replicaIdentity);
       const columns = info.columns.map((c) => quoteIdent(c.name)).join(', ');
       await client.query(
         `DECLARE ferry_copy NO SCROLL CURSOR FOR SELECT ${columns} FROM ${quoteIdent(info.schema)}.${quoteIdent(info.name)}`,
@@ -66,7 +66,7 @@ export async function copyInitialSnapshot(options: InitialCopyOptions): Promise<
           const tuple = values as (string | null)[];
           return { key: mapper.keyOf(tuple), row: mapper.rawRow(tuple) as CompleteRawRow };
         });
-        const ops = await writer.writeSnapshotRows(stored, batch, mapper.toSqlite);
+        const ops = await writer.writeSnapshotRows(stored, batch, mapper.toSqlite, { uniqueKeys: mapper.uniqueKeys });
         copied += rows.length;
         if (ops > 0) options.onOpsStored(ops);
         options.onProgress({ table: label, rowsCopied: copied, totalEstimate: info.estimatedRows, done: false });

@@ -19,17 +19,36 @@ export interface MappedColumn {
 /** Keys longer than this are stored as a hash (index entries have a size limit). */
 const MAX_PLAIN_KEY_LENGTH = 512;
 
+/**
+ * Types whose mapping to a key value is one-to-one: distinct values that
+ * Postgres considers distinct always give distinct keys. (Not floats or
+ * numerics: NaN and ±Infinity all become NULL.)
+ * bool, name, int8, int2, int4, text, oid, bpchar, varchar, uuid.
+ */
+const INJECTIVE_KEY_TYPES = new Set([16, 19, 20, 21, 23, 25, 26, 1042, 1043, 2950]);
+
 export type TupleLike = readonly (string | null | undefined | Uint8Array)[];
 
 export class RelationMapper {
   readonly columns: readonly MappedColumn[];
+  /**
+   * No two rows of the relation can have the same key: the identity is a
+   * primary key or unique index (not FULL) and every key column's type maps
+   * one-to-one (see {@link INJECTIVE_KEY_TYPES}).
+   */
+  readonly uniqueKeys: boolean;
   private readonly mappers: ValueMapper[];
   private readonly keyIndexes: number[];
 
-  constructor(columns: readonly MappedColumn[], types: TypeRegistry) {
+  /** `replicaIdentity`: pg_class.relreplident (`d`, `i`, `f`, `n`); unknown means keys may repeat. */
+  constructor(columns: readonly MappedColumn[], types: TypeRegistry, replicaIdentity?: string) {
     this.columns = columns;
     this.mappers = columns.map((c) => types.mapperFor(c.typeOid));
     this.keyIndexes = columns.flatMap((c, i) => (c.isKey ? [i] : []));
+    this.uniqueKeys =
+      (replicaIdentity === 'd' || replicaIdentity === 'i') &&
+      this.keyIndexes.length > 0 &&
+      this.keyIndexes.every((i) => INJECTIVE_KEY_TYPES.has(columns[i]!.typeOid));
   }
 
   /** True if the relation has replica identity columns. */

@@ -508,7 +508,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
           }
           relations.set(msg.relationId, {
             table,
-            mapper: new RelationMapper(msg.columns, this.types),
+            mapper: new RelationMapper(msg.columns, this.types, msg.replicaIdentity),
             full: msg.replicaIdentity === 'f',
           });
           return;
@@ -523,6 +523,7 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
             key: rel.mapper.keyOf(msg.new),
             row: rel.mapper.rawRow(msg.new),
             toSqlite: rel.mapper.toSqlite,
+            uniqueKeys: rel.mapper.uniqueKeys,
           };
           if (writer.add(change)) await writer.flush();
           return;

@@ -15,9 +15,11 @@
  * Op ids come from an in-memory counter initialised from `state.last_op_id`.
  * That is safe because only the replicator holding the advisory lock writes.
  */
-import { FerryError, putChecksum, removeChecksum, rowToJson, type OpId, type SqliteRow } from '@ferry/protocol';
+import { FerryError, rowToJson, type OpId, type SqliteRow } from '@ferry/protocol';
 import type { CompiledSyncRules, EvaluationError } from '@ferry/rules';
 import type pg from 'pg';
+import { copyIn } from './copy-in.js';
+import { BinaryCopyBuilder } from './pg-binary-copy.js';
 import {
   encodeParams,
   type BucketEntry,
@@ -26,6 +28,8 @@ import {
   type LookupEntry,
   type RawRow,
 } from './row-state.js';
+import { putChecksum, removeChecksum } from './op-checksum.js';
+import { int4Array, int8Array, textArray } from './pg-binary-array.js';
 import { CHECKSUM_MODULUS, OP_CODE, quoteIdent } from './sql.js';
 
 /** A source table as bucket storage knows it. Structurally a `SourceTableName`. */
@@ -52,6 +56,13 @@ export interface RowChange {
   row?: RawRow;
   /** Insert/update: converts a complete raw row into SQLite values (see type-mapping). */
   toSqlite?: (row: CompleteRawRow) => SqliteRow;
+  /**
+   * True when two rows of the table can never have the same key (a primary
+   * key or identity index, mapped without loss). Then an INSERT's row cannot
+   * be stored already and its state is appended with COPY instead of an
+   * upsert. Leave unset when unsure: the upsert is always correct.
+   */
+  uniqueKeys?: boolean;
 }
 
 /** The source transaction boundary a storage commit covers. */
@@ -83,18 +94,28 @@ export interface BucketWriterOptions {
   onEvaluationError?: (error: EvaluationError & { table: string; key: string }) => void;
 }
 
+/** State that outlives one writer (kept by the storage for its next writers). */
+export interface WriterSharedState {
+  /** Append the states of rows new to storage with COPY (turned off for good after a key collision). */
+  copyFreshRows: boolean;
+}
+
 /** Ops, bucket deltas and row/parameter state produced by one batch, in columnar form. */
 class BatchBuffers {
   opBucket: string[] = [];
-  opId: string[] = [];
+  opId: OpId[] = [];
   opCode: number[] = [];
   opType: (string | null)[] = [];
   opObjectId: (string | null)[] = [];
   opData: (string | null)[] = [];
   opChecksum: number[] = [];
   buckets = new Map<string, { checksum: number; count: number; last: OpId }>();
-  /** table_id:key → final row state (null = deleted). */
-  rows = new Map<string, { tableId: number; key: string; state: CurrentRow | null }>();
+  /**
+   * table_id:key → final row state (null = deleted). `fresh`: storage had no
+   * row for the key before this batch (it was inserted here), so the state
+   * is appended, and a delete needs no statement.
+   */
+  rows = new Map<string, { tableId: number; key: string; state: CurrentRow | null; fresh: boolean }>();
   /** lookup\0table_id\0key → params JSON (null = deleted). */
   params = new Map<string, { lookup: string; tableId: number; key: string; params: string | null }>();
 
@@ -116,7 +137,7 @@ class BatchBuffers {
     checksum: number,
   ): void {
     this.opBucket.push(bucket);
-    this.opId.push(id.toString());
+    this.opId.push(id);
     this.opCode.push(code);
     this.opType.push(type);
     this.opObjectId.push(objectId);
@@ -145,6 +166,7 @@ export class BucketWriter {
   private readonly batchBytes: number;
   private readonly maxTrackedLookups: number;
   private readonly onEvaluationError: BucketWriterOptions['onEvaluationError'];
+  private readonly shared: WriterSharedState;
 
   private nextOpId: OpId;
   private published: boolean;
@@ -168,8 +190,10 @@ export class BucketWriter {
     rules: CompiledSyncRules,
     state: { lastOpId: OpId; published: boolean },
     options: BucketWriterOptions = {},
+    shared: WriterSharedState = { copyFreshRows: true },
   ) {
     this.client = client;
+    this.shared = shared;
     this.schema = schema;
     this.s = quoteIdent(schema);
     this.rules = rules;
@@ -272,7 +296,12 @@ export class BucketWriter {
             });
             this.noteLookup(lookup);
           }
-          out.rows.set(rowMapKey(table.id, row.row_key), { tableId: table.id, key: row.row_key, state: null });
+          out.rows.set(rowMapKey(table.id, row.row_key), {
+            tableId: table.id,
+            key: row.row_key,
+            state: null,
+            fresh: false,
+          });
         }
         await this.write(out);
         after = rows[rows.length - 1]!.row_key;
@@ -355,34 +384,53 @@ export class BucketWriter {
 
   /**
    * Initial copy: stores a batch of rows read from the snapshot, in its own
-   * committed (but unpublished) transaction. Rows must be new to storage.
-   * Returns the number of ops written.
+   * (unpublished) transaction. Rows must be new to storage. `uniqueKeys`: as
+   * {@link RowChange.uniqueKeys}. Returns the number of ops written.
+   *
+   * The batch's writes and COMMIT are queued on the connection, not awaited,
+   * so the caller prepares the next batch while Postgres stores this one. A
+   * failure is rethrown by the next call, {@link markTableCopied} or
+   * {@link completeSnapshot}; nothing is published before the latter.
    */
   async writeSnapshotRows(
     table: StoredSourceTable,
     rows: readonly { key: string; row: CompleteRawRow }[],
     toSqlite: (row: CompleteRawRow) => SqliteRow,
+    options: { uniqueKeys?: boolean } = {},
   ): Promise<number> {
     if (this.txOpen) throw new FerryError('FERRY_S9001', 'writeSnapshotRows inside a transaction');
-    await this.begin();
+    this.assertUsable();
+    if (this.writeError !== null) await this.settleWrites(); // an earlier batch failed: rethrow
+    const uniqueKeys = options.uniqueKeys === true;
+    // BEGIN is queued behind the previous batch's COMMIT, like everything below.
+    this.queue(this.client.query('BEGIN'));
+    this.txOpen = true;
+    this.txStartOpId = this.nextOpId;
+    this.txOps = 0;
+    this.txLookups = new Set();
+    this.txSourceCommit = null;
+    this.txStartedAt = Date.now();
     try {
       const before = this.nextOpId;
       // Sub-batches keep each statement (and its serialized parameters) small.
       for (let i = 0; i < rows.length; i += this.batchSize) {
         const slice = rows.slice(i, i + this.batchSize);
         await this.applyChanges(
-          slice.map((r) => ({ kind: 'insert', table, key: r.key, row: r.row, toSqlite })),
+          slice.map((r) => ({ kind: 'insert', table, key: r.key, row: r.row, toSqlite, uniqueKeys })),
           true,
         );
-        while (this.inflight.length > 1) await this.inflight.shift();
+        while (this.inflight.length > 3) await this.inflight.shift();
       }
-      await this.settleWrites();
-      await this.client.query(
-        `WITH st AS (UPDATE ${this.s}.state SET last_op_id = $1::int8, updated_at = now() WHERE id = 1 RETURNING 1)
-         UPDATE ${this.s}.source_tables SET rows_copied = rows_copied + $2 WHERE id = $3`,
-        [this.nextOpId.toString(), rows.length, table.id],
+      this.queue(
+        this.client.query(
+          `WITH st AS (UPDATE ${this.s}.state SET last_op_id = $1::int8, updated_at = now() WHERE id = 1 RETURNING 1)
+           UPDATE ${this.s}.source_tables SET rows_copied = rows_copied + $2 WHERE id = $3`,
+          [this.nextOpId.toString(), rows.length, table.id],
+        ),
       );
-      await this.client.query('COMMIT');
+      // If a write above failed, Postgres answers this COMMIT with a rollback
+      // (no error): the write's error, kept in writeError, is what surfaces.
+      this.queue(this.client.query('COMMIT'));
       this.txOpen = false;
       return Number(this.nextOpId - before);
     } catch (error) {
@@ -391,8 +439,9 @@ export class BucketWriter {
     }
   }
 
-  /** Marks one table's initial copy complete. */
+  /** Marks one table's initial copy complete (after every batch written for it is committed). */
   async markTableCopied(table: StoredSourceTable): Promise<void> {
+    await this.settleWrites();
     await this.client.query(`UPDATE ${this.s}.source_tables SET snapshot_done = true WHERE id = $1`, [table.id]);
   }
 
@@ -402,6 +451,7 @@ export class BucketWriter {
    */
   async completeSnapshot(consistentPoint: bigint): Promise<OpId> {
     if (this.txOpen) throw new FerryError('FERRY_S9001', 'completeSnapshot inside a transaction');
+    await this.settleWrites();
     const checkpoint = this.nextOpId;
     await this.client.query('BEGIN');
     try {
@@ -487,7 +537,7 @@ export class BucketWriter {
       text: `SELECT c.table_id, c.row_key, c.data, c.buckets, c.lookups
                FROM unnest($1::int4[], $2::text[]) AS k(table_id, row_key)
                JOIN ${this.s}.current_rows c ON c.table_id = k.table_id AND c.row_key = k.row_key`,
-      values: [tableIds, keys],
+      values: [int4Array(tableIds), textArray(keys)],
     });
     for (const row of rows) {
       state.set(rowMapKey(row.table_id, row.row_key), {
@@ -520,6 +570,18 @@ export class BucketWriter {
     this.inflight.push(write);
   }
 
+  /** Tracks a queued statement like a background write: its failure is rethrown by {@link settleWrites}. */
+  private queue(query: Promise<unknown>): void {
+    this.inflight.push(
+      query.then(
+        () => {},
+        (error: unknown) => {
+          this.writeError ??= error;
+        },
+      ),
+    );
+  }
+
   /** Waits for every batch sent so far; rethrows the first failure. */
   private async settleWrites(): Promise<void> {
     const pending = this.inflight;
@@ -547,7 +609,7 @@ export class BucketWriter {
         for (const [lookup] of old.lookups) this.setParam(out, lookup, table.id, change.key, null);
       }
       state.set(k, null);
-      out.rows.set(k, { tableId: table.id, key: change.key, state: null });
+      out.rows.set(k, { tableId: table.id, key: change.key, state: null, fresh: out.rows.get(k)?.fresh === true });
       return;
     }
 
@@ -625,11 +687,15 @@ export class BucketWriter {
 
     if (pk !== k) {
       state.set(pk, null);
-      out.rows.set(pk, { tableId: table.id, key: previousKey, state: null });
+      out.rows.set(pk, { tableId: table.id, key: previousKey, state: null, fresh: out.rows.get(pk)?.fresh === true });
     }
     const next: CurrentRow = { data, buckets: entries, lookups };
+    // Fresh: first seen in this batch as an INSERT of a unique key (nothing
+    // loaded or stored for it), or an earlier change here already was.
+    const earlier = out.rows.get(k);
+    const fresh = earlier ? earlier.fresh : change.kind === 'insert' && change.uniqueKeys === true && !state.has(k);
     state.set(k, next);
-    out.rows.set(k, { tableId: table.id, key: change.key, state: next });
+    out.rows.set(k, { tableId: table.id, key: change.key, state: next, fresh });
   }
 
   private setParam(out: BatchBuffers, lookup: string, tableId: number, key: string, params: string | null): void {
@@ -642,19 +708,53 @@ export class BucketWriter {
     for (const error of errors) this.onEvaluationError({ ...error, table: `${table.schema}.${table.name}`, key });
   }
 
-  /** Writes one batch with a single statement. */
+  /**
+   * Writes one batch: the ops and the states of rows new to storage are
+   * appended with binary COPY, everything else (bucket state sums, row state
+   * upserts and deletes, parameter rows) goes in one statement whose columns
+   * travel as binary-format arrays (see pg-binary-array.ts). All three are
+   * queued on the connection at once, in this order.
+   */
   private async write(out: BatchBuffers): Promise<void> {
     if (out.empty) return;
+    const s = this.s;
+    const writes: Promise<unknown>[] = [];
+
+    const n = out.opCount;
+    if (n > 0) {
+      const ops = new BinaryCopyBuilder(n * 256);
+      for (let i = 0; i < n; i++) {
+        ops
+          .row(7)
+          .text(out.opBucket[i]!)
+          .int8(out.opId[i]!)
+          .int2(out.opCode[i]!)
+          .text(out.opType[i])
+          .text(out.opObjectId[i])
+          .text(out.opData[i])
+          .int8(out.opChecksum[i]!);
+      }
+      writes.push(
+        copyIn(
+          this.client,
+          `COPY ${s}.ops (bucket, op_id, op, object_type, object_id, data, checksum) FROM STDIN (FORMAT binary)`,
+          ops.finish(),
+        ),
+      );
+    }
+
     const bucketNames: string[] = [];
     const bucketChecksums: number[] = [];
     const bucketCounts: number[] = [];
-    const bucketLast: string[] = [];
+    const bucketLast: OpId[] = [];
     for (const [bucket, b] of out.buckets) {
       bucketNames.push(bucket);
       bucketChecksums.push(b.checksum);
       bucketCounts.push(b.count);
-      bucketLast.push(b.last.toString());
+      bucketLast.push(b.last);
     }
+    const copyFresh = this.shared.copyFreshRows;
+    const appended = copyFresh ? new BinaryCopyBuilder(out.rows.size * 256) : null;
     const upTable: number[] = [];
     const upKey: string[] = [];
     const upData: string[] = [];
@@ -662,18 +762,41 @@ export class BucketWriter {
     const upLookups: string[] = [];
     const delTable: number[] = [];
     const delKey: string[] = [];
-    for (const { tableId, key, state } of out.rows.values()) {
+    for (const { tableId, key, state, fresh } of out.rows.values()) {
       if (state) {
-        upTable.push(tableId);
-        upKey.push(key);
-        upData.push(JSON.stringify(state.data));
-        upBuckets.push(JSON.stringify(state.buckets));
-        upLookups.push(JSON.stringify(state.lookups));
-      } else {
+        const data = JSON.stringify(state.data);
+        const buckets = JSON.stringify(state.buckets);
+        const lookups = state.lookups.length === 0 ? '[]' : JSON.stringify(state.lookups);
+        if (fresh && appended) {
+          appended.row(5).int4(tableId).text(key).text(data).text(buckets).text(lookups);
+        } else {
+          upTable.push(tableId);
+          upKey.push(key);
+          upData.push(data);
+          upBuckets.push(buckets);
+          upLookups.push(lookups);
+        }
+      } else if (!fresh) {
         delTable.push(tableId);
         delKey.push(key);
       }
     }
+    if (appended && appended.rows > 0) {
+      writes.push(
+        copyIn(
+          this.client,
+          `COPY ${s}.current_rows (table_id, row_key, data, buckets, lookups) FROM STDIN (FORMAT binary)`,
+          appended.finish(),
+        ).catch((error: unknown) => {
+          // A key that was not unique after all (a mapping collision the caller
+          // did not foresee): fall back to upserts for good. The transaction is
+          // lost; the replicator retries it, this time with upserts.
+          if ((error as { code?: string }).code === '23505') this.shared.copyFreshRows = false;
+          throw error;
+        }),
+      );
+    }
+
     const pdLookup: string[] = [];
     const pdTable: number[] = [];
     const pdKey: string[] = [];
@@ -693,55 +816,56 @@ export class BucketWriter {
         puParams.push(p.params);
       }
     }
-    const s = this.s;
-    await this.client.query({
-      name: `ferry_write_batch_${this.schema}`,
-      text: `WITH
-        o AS (INSERT INTO ${s}.ops (bucket, op_id, op, object_type, object_id, data, checksum)
-              SELECT * FROM unnest($1::text[], $2::int8[], $3::int2[], $4::text[], $5::text[], $6::text[], $7::int8[])),
+    if (
+      bucketNames.length > 0 ||
+      upTable.length > 0 ||
+      delTable.length > 0 ||
+      pdLookup.length > 0 ||
+      puLookup.length > 0
+    ) {
+      writes.push(
+        this.client.query({
+          name: `ferry_write_batch_${this.schema}`,
+          text: `WITH
         b AS (INSERT INTO ${s}.bucket_state AS t (bucket, checksum, count, last_op_id)
-              SELECT * FROM unnest($8::text[], $9::int8[], $10::int8[], $11::int8[])
+              SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
               ON CONFLICT (bucket) DO UPDATE SET checksum = (t.checksum + excluded.checksum) % ${CHECKSUM_MODULUS},
                 count = t.count + excluded.count, last_op_id = excluded.last_op_id),
         cu AS (INSERT INTO ${s}.current_rows AS t (table_id, row_key, data, buckets, lookups)
-              SELECT * FROM unnest($12::int4[], $13::text[], $14::text[], $15::text[], $16::text[])
+              SELECT * FROM unnest($5::int4[], $6::text[], $7::text[], $8::text[], $9::text[])
               ON CONFLICT (table_id, row_key) DO UPDATE SET data = excluded.data, buckets = excluded.buckets, lookups = excluded.lookups),
-        cd AS (DELETE FROM ${s}.current_rows t USING unnest($17::int4[], $18::text[]) AS k(table_id, row_key)
+        cd AS (DELETE FROM ${s}.current_rows t USING unnest($10::int4[], $11::text[]) AS k(table_id, row_key)
               WHERE t.table_id = k.table_id AND t.row_key = k.row_key),
-        pd AS (DELETE FROM ${s}.parameter_rows t USING unnest($19::text[], $20::int4[], $21::text[]) AS k(lookup, table_id, row_key)
+        pd AS (DELETE FROM ${s}.parameter_rows t USING unnest($12::text[], $13::int4[], $14::text[]) AS k(lookup, table_id, row_key)
               WHERE t.lookup = k.lookup AND t.table_id = k.table_id AND t.row_key = k.row_key),
         pu AS (INSERT INTO ${s}.parameter_rows AS t (lookup, table_id, row_key, params)
-              SELECT * FROM unnest($22::text[], $23::int4[], $24::text[], $25::text[])
+              SELECT * FROM unnest($15::text[], $16::int4[], $17::text[], $18::text[])
               ON CONFLICT (lookup, table_id, row_key) DO UPDATE SET params = excluded.params)
         SELECT 1`,
-      values: [
-        out.opBucket,
-        out.opId,
-        out.opCode,
-        out.opType,
-        out.opObjectId,
-        out.opData,
-        out.opChecksum,
-        bucketNames,
-        bucketChecksums,
-        bucketCounts,
-        bucketLast,
-        upTable,
-        upKey,
-        upData,
-        upBuckets,
-        upLookups,
-        delTable,
-        delKey,
-        pdLookup,
-        pdTable,
-        pdKey,
-        puLookup,
-        puTable,
-        puKey,
-        puParams,
-      ],
-    });
+          values: [
+            textArray(bucketNames),
+            int8Array(bucketChecksums),
+            int8Array(bucketCounts),
+            int8Array(bucketLast),
+            int4Array(upTable),
+            textArray(upKey),
+            textArray(upData),
+            textArray(upBuckets),
+            textArray(upLookups),
+            int4Array(delTable),
+            textArray(delKey),
+            textArray(pdLookup),
+            int4Array(pdTable),
+            textArray(pdKey),
+            textArray(puLookup),
+            int4Array(puTable),
+            textArray(puKey),
+            textArray(puParams),
+          ],
+        }),
+      );
+    }
+    await Promise.all(writes);
     this.txOps += out.opCount;
   }
 }

@@ -8,7 +8,13 @@
 import { FerryError, type OpId, type OplogEntry, type SqliteValue } from '@ferry/protocol';
 import type { CompiledSyncRules } from '@ferry/rules';
 import pg from 'pg';
-import { BucketWriter, checkpointChannel, type BucketWriterOptions, type StoredSourceTable } from './bucket-writer.js';
+import {
+  BucketWriter,
+  checkpointChannel,
+  type BucketWriterOptions,
+  type StoredSourceTable,
+  type WriterSharedState,
+} from './bucket-writer.js';
 import { CheckpointListener } from './checkpoint-listener.js';
 import { compactBuckets, type CompactOptions, type CompactResult } from './compactor.js';
 import { decodeParams } from './row-state.js';
@@ -65,6 +71,8 @@ export class PostgresBucketStorage implements BucketStorageReader, AsyncDisposab
   private readonly s: string;
   private readonly pool: pg.Pool;
   private readonly listener: CheckpointListener;
+  /** Carried from one writer to the next (a session's retry learns from the failure before it). */
+  private readonly writerState: WriterSharedState = { copyFreshRows: true };
 
   constructor(options: PostgresBucketStorageOptions) {
     this.schema = options.schema ?? 'ferry';
@@ -300,6 +308,7 @@ export class PostgresBucketStorage implements BucketStorageReader, AsyncDisposab
         rules,
         { lastOpId: state.lastOpId, published: state.snapshotDone },
         options,
+        this.writerState,
       );
     } catch (error) {
       await client.end().catch(() => {});
