@@ -1,5 +1,6 @@
 import { FerryError, normalizeChecksum, type BucketChecksum } from '@ferry/protocol';
 import type { SqliteConnection } from './driver.js';
+import { OPLOG_ROW_INDEX_DDL } from './internal-tables.js';
 import { quoteIdentifier, type ResolvedTable } from './schema.js';
 
 /** A bucket the client holds and where to resume it. */
@@ -35,7 +36,7 @@ const UPSERT_OPS = `INSERT INTO ferry_oplog (bucket, op_id, row_type, row_id, su
 SELECT bucket, op_id, row_type, row_id, subkey, CASE WHEN op = 'PUT' THEN coalesce(data, '{}') END, checksum
 FROM temp.ferry_batch
 WHERE op IN ('PUT', 'REMOVE') AND row_type IS NOT NULL AND row_id IS NOT NULL
-ORDER BY seq
+ORDER BY bucket, seq
 ON CONFLICT (bucket, row_type, row_id, subkey) DO UPDATE
 SET op_id = excluded.op_id, data = excluded.data, checksum = excluded.checksum`;
 
@@ -46,9 +47,13 @@ SET op_id = excluded.op_id, data = excluded.data, checksum = excluded.checksum`;
  * `JSON.parse`, so int8 values keep every digit.
  *
  * Every method must run inside a write transaction the caller holds on the
- * writer connection (except {@link positions}, which only reads).
+ * writer connection (except {@link positions}, which only reads, and
+ * {@link buildRowIndex}, which opens its own).
  */
 export class BucketStore {
+  /** True once {@link beginCheckpoint} dropped the row index, until {@link buildRowIndex} committed it again. */
+  private rowIndexDropped = false;
+
   /** The buckets held and the `after` to resume each from. */
   async positions(conn: SqliteConnection): Promise<BucketPosition[]> {
     const { rows } = await conn.execute(`SELECT name, CAST(last_op AS TEXT) AS after FROM ferry_buckets ORDER BY id`);
@@ -71,11 +76,14 @@ export class BucketStore {
     const summary = await conn.execute(
       `SELECT f.bucket AS id, b.name AS name, count(*) AS ops, CAST(max(f.op_id) AS TEXT) AS max_op,
          max(CASE WHEN f.op = 'CLEAR' THEN f.seq END) AS clear_seq,
-         max(CASE WHEN f.op = 'MOVE' THEN 1 ELSE 0 END) AS has_move
+         max(CASE WHEN f.op = 'MOVE' THEN 1 ELSE 0 END) AS has_move,
+         max(CASE WHEN f.op = 'REMOVE' OR b.fresh = 0 THEN 1 ELSE 0 END) AS needs_dirty
        FROM temp.ferry_batch f JOIN ferry_buckets b ON b.id = f.bucket GROUP BY f.bucket`,
     );
     const result = new Map<string, StagedSummary>();
+    let needsDirty = false;
     for (const row of summary.rows) {
+      if (row['needs_dirty'] === 1) needsDirty = true;
       const id = row['id'] as number;
       const clearSeq = row['clear_seq'];
       if (clearSeq !== null && clearSeq !== undefined) {
@@ -106,10 +114,15 @@ export class BucketStore {
       result.set(String(row['name']), { ops: row['ops'] as number });
     }
     await conn.execute(UPSERT_OPS);
-    await conn.execute(
-      `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id)
-       SELECT row_type, row_id FROM temp.ferry_batch WHERE op IN ('PUT', 'REMOVE') AND row_type IS NOT NULL AND row_id IS NOT NULL`,
-    );
+    // Rows of fresh buckets are all pending anyway (see applyDirty); only a REMOVE there needs a mark,
+    // as its entry is gone by the time the checkpoint is applied.
+    if (needsDirty) {
+      await conn.execute(
+        `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id)
+         SELECT f.row_type, f.row_id FROM temp.ferry_batch f JOIN ferry_buckets b ON b.id = f.bucket
+         WHERE (f.op = 'REMOVE' OR (f.op = 'PUT' AND b.fresh = 0)) AND f.row_type IS NOT NULL AND f.row_id IS NOT NULL`,
+      );
+    }
     await this.dropRemoved(conn);
     await conn.execute(`DELETE FROM temp.ferry_batch`);
     return result;
@@ -126,6 +139,31 @@ export class BucketStore {
       removed.rows.map((r) => [r['bucket'] as number, r['total'] as number]),
     );
     await conn.execute(`DELETE FROM ferry_oplog WHERE data IS NULL`);
+  }
+
+  /**
+   * Called when a checkpoint starts downloading. With nothing stored (a
+   * first sync, or after every bucket went), drops the row index: staging a
+   * large checkpoint is much cheaper without it, and {@link ensureRowIndex}
+   * builds it again in one sorted pass once the checkpoint is applied.
+   */
+  async beginCheckpoint(conn: SqliteConnection): Promise<void> {
+    const stored = await conn.execute(`SELECT 1 AS x FROM ferry_oplog LIMIT 1`);
+    if (stored.rows.length === 0) {
+      await conn.execute(`DROP INDEX IF EXISTS ferry_oplog_row`);
+      this.rowIndexDropped = true;
+    }
+  }
+
+  /**
+   * Builds the row index if {@link beginCheckpoint} dropped it, in the
+   * caller's transaction, which must be its own: the flag is only cleared
+   * after it committed.
+   */
+  async buildRowIndex(commit: (fn: (conn: SqliteConnection) => Promise<void>) => Promise<void>): Promise<void> {
+    if (!this.rowIndexDropped) return;
+    await commit((conn) => this.ensureRowIndex(conn));
+    this.rowIndexDropped = false;
   }
 
   /** Makes sure the named buckets exist locally (new buckets start at after "0"). */
@@ -198,37 +236,80 @@ export class BucketStore {
         name,
       ]);
       await conn.execute(
-        `UPDATE ferry_buckets SET last_op = 0, add_checksum = 0, count_at_last = 0, count_since_last = 0 WHERE name = ?`,
+        `UPDATE ferry_buckets SET last_op = 0, add_checksum = 0, count_at_last = 0, count_since_last = 0, fresh = 1
+         WHERE name = ?`,
         [name],
       );
     }
   }
 
   /**
-   * Applies every dirty row to the typed tables: a row's data is that of
+   * Applies every pending row to the typed tables: a row's data is that of
    * the latest op (highest op id) of any bucket holding it; a row no bucket
-   * holds is deleted. Rows of types the schema does not declare stay in the
+   * holds is deleted. Pending rows are those in `ferry_dirty` and every row
+   * of a fresh bucket. Rows of types the schema does not declare stay in the
    * oplog (materialized if a later schema adds the table). Returns the
    * tables that changed.
+   *
+   * When every stored op is pending (a first sync, or after every applied
+   * bucket went), the whole oplog is applied in one pass over it instead of
+   * row by row through `ferry_dirty`. That pass needs the row index only
+   * when some row was written twice (held by several buckets, or already
+   * present); otherwise the index may still be missing afterwards (see
+   * {@link beginCheckpoint}) and {@link ensureRowIndex} builds it.
    */
   async applyDirty(
     conn: SqliteConnection,
     tables: readonly ResolvedTable[],
     counts: ReadonlyMap<string, number>,
   ): Promise<Set<string>> {
+    const fresh = (await conn.execute(`SELECT 1 AS x FROM ferry_buckets WHERE fresh = 1 LIMIT 1`)).rows.length > 0;
+    let whole = false;
+    if (fresh) {
+      const applied = await conn.execute(
+        `SELECT 1 AS x FROM ferry_buckets b WHERE b.fresh = 0 AND EXISTS (SELECT 1 FROM ferry_oplog o WHERE o.bucket = b.id) LIMIT 1`,
+      );
+      whole = applied.rows.length === 0;
+      if (!whole) {
+        await conn.execute(
+          `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id)
+           SELECT o.row_type, o.row_id FROM ferry_buckets b JOIN ferry_oplog o ON o.bucket = b.id WHERE b.fresh = 1`,
+        );
+      }
+    }
+    // Row-by-row work (dirty rows, rows written twice) goes through the row index.
+    const dirty = (await conn.execute(`SELECT 1 AS x FROM ferry_dirty LIMIT 1`)).rows.length > 0;
+    if (!whole || dirty) await this.ensureRowIndex(conn);
     const changed = new Set<string>();
     for (const table of tables) {
       if (table.localOnly) continue;
-      const upserted = await conn.execute(upsertDirtySql(table), [table.name]);
-      const deleted = await conn.execute(
-        `DELETE FROM ${quoteIdentifier(table.name)} WHERE id IN (
-           SELECT d.row_id FROM ferry_dirty d WHERE d.row_type = ?1
-           AND NOT EXISTS (SELECT 1 FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id))`,
-        [table.name],
-      );
-      if (upserted.rowsAffected > 0 || deleted.rowsAffected > 0) changed.add(table.name);
+      let upserted = 0;
+      if (whole) {
+        const name = quoteIdentifier(table.name);
+        const before = await conn.execute(`SELECT count(*) AS n FROM ${name}`);
+        upserted = (await conn.execute(upsertAllSql(table), [table.name])).rowsAffected;
+        const after = await conn.execute(`SELECT count(*) AS n FROM ${name}`);
+        // Every op inserted a new row unless some row was written twice: then its latest op must win.
+        if (Number(after.rows[0]!['n']) - Number(before.rows[0]!['n']) !== upserted) {
+          await this.ensureRowIndex(conn);
+          await conn.execute(upsertSharedSql(table), [table.name]);
+        }
+      } else {
+        upserted = (await conn.execute(upsertDirtySql(table), [table.name])).rowsAffected;
+      }
+      if (dirty) {
+        const deleted = await conn.execute(
+          `DELETE FROM ${quoteIdentifier(table.name)} WHERE id IN (
+             SELECT d.row_id FROM ferry_dirty d WHERE d.row_type = ?1
+             AND NOT EXISTS (SELECT 1 FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id))`,
+          [table.name],
+        );
+        upserted += deleted.rowsAffected;
+      }
+      if (upserted > 0) changed.add(table.name);
     }
-    await conn.execute(`DELETE FROM ferry_dirty`);
+    if (dirty) await conn.execute(`DELETE FROM ferry_dirty`);
+    if (fresh) await conn.execute(`UPDATE ferry_buckets SET fresh = 0 WHERE fresh = 1`);
     if (counts.size > 0) {
       await conn.executeBatch(
         `UPDATE ferry_buckets SET count_at_last = ?2, count_since_last = 0 WHERE name = ?1`,
@@ -238,18 +319,27 @@ export class BucketStore {
     return changed;
   }
 
+  /** Creates the row index if it is missing (one sorted pass; a no-op otherwise). */
+  async ensureRowIndex(conn: SqliteConnection): Promise<void> {
+    await conn.execute(OPLOG_ROW_INDEX_DDL);
+  }
+
   /**
    * Materializes every applied row of `table` from the kept row data (used
    * when a table or column is added to the schema). Rows with staged,
-   * unapplied ops are left for the next applied checkpoint.
+   * unapplied ops (dirty, or held by a fresh bucket) are left for the next
+   * applied checkpoint.
    */
   async materializeTable(conn: SqliteConnection, table: ResolvedTable): Promise<void> {
+    await this.ensureRowIndex(conn);
     await conn.execute(
       `INSERT INTO ${quoteIdentifier(table.name)} (${columnList(table)})
        SELECT o.row_id${extractList(table, 'o')} FROM ferry_oplog o
        WHERE o.row_type = ?1
          AND NOT EXISTS (SELECT 1 FROM ferry_oplog x WHERE x.row_type = o.row_type AND x.row_id = o.row_id AND x.op_id > o.op_id)
          AND NOT EXISTS (SELECT 1 FROM ferry_dirty d WHERE d.row_type = o.row_type AND d.row_id = o.row_id)
+         AND NOT EXISTS (SELECT 1 FROM ferry_oplog y JOIN ferry_buckets b ON b.id = y.bucket
+                         WHERE y.row_type = o.row_type AND y.row_id = o.row_id AND b.fresh = 1)
        ${onConflict(table)}`,
       [table.name],
     );
@@ -317,12 +407,38 @@ function onConflict(table: ResolvedTable): string {
   return `ON CONFLICT (id) DO UPDATE SET ${sets}`;
 }
 
+/** Upserts the latest op of every dirty row of the table. */
 function upsertDirtySql(table: ResolvedTable): string {
   return `INSERT INTO ${quoteIdentifier(table.name)} (${columnList(table)})
 SELECT d.row_id${extractList(table, 'o')}
 FROM ferry_dirty d
-JOIN ferry_oplog o ON o.rowid = (
-  SELECT x.rowid FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id ORDER BY x.op_id DESC LIMIT 1)
+CROSS JOIN ferry_oplog o ON o.row_type = d.row_type AND o.row_id = d.row_id
+  AND o.op_id = (SELECT max(x.op_id) FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id)
 WHERE d.row_type = ?1
+${onConflict(table)}`;
+}
+
+/**
+ * Upserts every stored op of the table in one pass over the oplog in
+ * storage order (a row held by several buckets is written more than once:
+ * {@link upsertSharedSql} then writes its latest op).
+ */
+function upsertAllSql(table: ResolvedTable): string {
+  // `+o.row_type`: a plain scan; the row index would add a random lookup per op.
+  return `INSERT INTO ${quoteIdentifier(table.name)} (${columnList(table)})
+SELECT o.row_id${extractList(table, 'o')}
+FROM ferry_oplog o
+WHERE +o.row_type = ?1
+${onConflict(table)}`;
+}
+
+/** Upserts the latest op of every row of the table that has more than one stored op. */
+function upsertSharedSql(table: ResolvedTable): string {
+  return `INSERT INTO ${quoteIdentifier(table.name)} (${columnList(table)})
+SELECT o.row_id${extractList(table, 'o')}
+FROM (SELECT row_type, row_id FROM ferry_oplog WHERE row_type = ?1 GROUP BY row_type, row_id HAVING count(*) > 1) d
+CROSS JOIN ferry_oplog o ON o.row_type = d.row_type AND o.row_id = d.row_id
+  AND o.op_id = (SELECT max(x.op_id) FROM ferry_oplog x WHERE x.row_type = d.row_type AND x.row_id = d.row_id)
+WHERE true
 ${onConflict(table)}`;
 }

@@ -9,6 +9,7 @@ import {
   KV_CLIENT_ID,
   KV_FORMAT,
   KV_LAST_SYNCED_AT,
+  MIGRATE_FORMAT_1_TO_2,
 } from './internal-tables.js';
 import { applySchema } from './local-schema.js';
 import { silentLogger, type FerryLogger } from './logger.js';
@@ -122,15 +123,18 @@ export class FerryDatabase {
   private async doInit(): Promise<void> {
     this.assertOpen();
     const changed = await this.writeLocked(async (conn) => {
-      for (const ddl of INTERNAL_TABLES_DDL) await conn.execute(ddl);
+      await conn.execute(INTERNAL_TABLES_DDL[0]!); // ferry_kv, which records the format
       const format = await this.kv(conn, KV_FORMAT);
-      if (format === null) await this.setKv(conn, KV_FORMAT, FORMAT_VERSION);
-      else if (format !== FORMAT_VERSION) {
+      if (format === '1') {
+        for (const sql of MIGRATE_FORMAT_1_TO_2) await conn.execute(sql);
+      } else if (format !== null && format !== FORMAT_VERSION) {
         throw new FerryError(
           'FERRY_C1005',
           `database format ${format} is not supported by this client (expects ${FORMAT_VERSION})`,
         );
       }
+      for (const ddl of INTERNAL_TABLES_DDL) await conn.execute(ddl);
+      if (format !== FORMAT_VERSION) await this.setKv(conn, KV_FORMAT, FORMAT_VERSION);
       const tables = await applySchema(conn, this.schema, this.store);
       const lastSynced = await this.kv(conn, KV_LAST_SYNCED_AT);
       if (lastSynced !== null) this.setStatus({ lastSyncedAt: new Date(lastSynced), hasSynced: true });
