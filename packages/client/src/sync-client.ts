@@ -1,8 +1,8 @@
-import { FerryError, type BucketChecksum, type SyncLine, type SyncRequest } from '@ferry/protocol';
+import { FerryError, NdjsonDecoder, type BucketChecksum, type SyncLine, type SyncRequest } from '@ferry/protocol';
 import type { BucketStore } from './bucket-store.js';
 import { retryDelay, sleep, type RetryDelayOptions } from './backoff.js';
 import type { FerryConnector } from './connector.js';
-import { LineSplitter } from './line-splitter.js';
+
 import type { SqliteConnection } from './driver.js';
 import type { FerryLogger } from './logger.js';
 import type { ResolvedTable } from './schema.js';
@@ -186,7 +186,7 @@ export class SyncClient {
       maxPendingBytes: this.options.maxPendingBytes ?? 4 * 1024 * 1024,
       maxPendingMs: this.options.maxPendingMs ?? 1000,
     });
-    const decoder = new LineSplitter();
+    const decoder = new NdjsonDecoder();
     try {
       for (;;) {
         const { done, value } = await reader.read();

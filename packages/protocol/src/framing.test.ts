@@ -40,10 +40,47 @@ describe('ndjson framing', () => {
     );
   });
 
+  it('skips blank lines, trims, and returns an unterminated last line from end()', () => {
+    const decoder = new NdjsonDecoder();
+    const out: string[] = [];
+    const encoder = new TextEncoder();
+    decoder.push(encoder.encode('\n  {"a":1}  \r\n\n{"b"'), (l) => out.push(l));
+    decoder.push(encoder.encode(':2}'), (l) => out.push(l));
+    expect(out).toEqual(['{"a":1}']);
+    expect(decoder.end()).toBe('{"b":2}');
+    expect(decoder.end()).toBe('');
+  });
+
+  it('does not keep a reference to a chunk the caller may reuse', () => {
+    const decoder = new NdjsonDecoder();
+    const out: string[] = [];
+    const chunk = new TextEncoder().encode('{"x":"abc');
+    decoder.push(chunk, (l) => out.push(l));
+    chunk.fill(0x20);
+    decoder.push(new TextEncoder().encode('"}\n'), (l) => out.push(l));
+    expect(out).toEqual(['{"x":"abc"}']);
+  });
+
+  it('rejects bytes that are not UTF-8', () => {
+    const decoder = new NdjsonDecoder();
+    expect(() => decoder.push(new Uint8Array([0x7b, 0xff, 0x7d, 0x0a]), () => {})).toThrow(TypeError);
+  });
   it('returns a trailing partial line from end()', () => {
     const decoder = new NdjsonDecoder();
     decoder.push('{"a":1}\n{"b":', () => {});
     expect(decoder.end()).toBe('{"b":');
+  });
+
+  it('frames string chunks the same way', () => {
+    const text = lines.map(encodeLine).join('');
+    for (let cut = 0; cut <= text.length; cut++) {
+      const decoder = new NdjsonDecoder();
+      const out: unknown[] = [];
+      decoder.push(text.slice(0, cut), (l) => out.push(JSON.parse(l)));
+      decoder.push(text.slice(cut), (l) => out.push(JSON.parse(l)));
+      expect(decoder.end()).toBe('');
+      expect(out).toEqual(lines);
+    }
   });
 });
 
