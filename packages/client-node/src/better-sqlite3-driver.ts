@@ -42,9 +42,7 @@ function readRows(statement: Statement, args: unknown[]): Record<string, unknown
   // Column names only after running: SQLite re-prepares a statement whose
   // schema changed (e.g. SELECT * after ADD COLUMN) when it first steps.
   const shape = rowShape(statement.columns().map((c) => c.name));
-  const rows = new Array<Record<string, unknown>>(values.length);
-  for (let i = 0; i < values.length; i++) rows[i] = shape(values[i]!);
-  return rows;
+  return values.map(shape);
 }
 
 const STATEMENT_CACHE_SIZE = 200;
