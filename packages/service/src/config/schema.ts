@@ -93,12 +93,9 @@ export const clientAuthSchema = z
     jwks: z
       .object(
         {
-          keys: z
-            .array(jwkSchema)
-            .min(1, { error: 'expected at least one key' })
-            .meta({
-              description: 'Public JSON Web Keys (RSA, EC or OKP/Ed25519), each with kty and ideally kid and alg.',
-            }),
+          keys: z.array(jwkSchema).min(1, { error: 'expected at least one key' }).meta({
+            description: 'Public JSON Web Keys (RSA, EC or OKP/Ed25519), each with kty and ideally kid and alg.',
+          }),
         },
         { error: 'expected a JWKS object { keys: [...] }' },
       )
