@@ -92,7 +92,13 @@ export const demoCommand: CommandSpec<typeof options> = {
       await Promise.all(clients.map((c) => c.db.waitForFirstSync()));
       let last = 'first sync done';
       const render = () => {
-        const out: string[] = ['\x1b[2J\x1b[H', `Ferry demo — ${stack.service.url}   (Ctrl-C to stop)`, ''];
+        const out: string[] = [
+          '\x1b[2J\x1b[H',
+          `Ferry demo — ${stack.service.url}   (Ctrl-C to stop)`,
+          `Change Postgres yourself and watch both devices follow:`,
+          `  psql '${stack.databaseUrl}' -c "INSERT INTO tasks (workspace_id, title) VALUES ('${FIELD}', 'Hello from psql')"`,
+          '',
+        ];
         for (const c of clients) {
           out.push(`  ${c.user}'s local SQLite: ${c.rows.length} tasks`);
           for (const r of c.rows) out.push(`    [${r.done ? 'x' : ' '}] ${r.workspace.padEnd(12)} ${r.title}`);
