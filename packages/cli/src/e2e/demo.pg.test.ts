@@ -27,7 +27,8 @@ describe('ferry demo', () => {
     const cli = runCli(['demo', '--project', project, '--port', '0', '--steps', '5', '--interval', '300'], { cleanup });
     const { code } = await cli.exited;
     const output = cli.output();
-    expect(code, output.slice(-2000)).toBe(0);
+    // On failure, show the end of the demo's output.
+    expect({ code, tail: code === 0 ? '' : output.slice(-2000) }).toEqual({ code: 0, tail: '' });
 
     const all = screens(output);
     // First sync: alice sees both workspaces' tasks (4), bob only "Field crew" (2).
