@@ -85,6 +85,8 @@ describe('local schema', () => {
         { name: 'todos__by_done' },
       ]);
       expect(db2.currentStatus.hasSynced).toBe(true);
+      // filling tables from kept data is not a local write
+      expect(await db2.getCrudBatch()).toBeNull();
       await db2.close();
     } finally {
       cleanup();
@@ -124,8 +126,13 @@ describe('local schema', () => {
     stream.send(g.data());
     stream.send(server.complete());
     await t.db.waitForFirstSync();
+    await t.db.execute(`UPDATE todos SET title = 'local' WHERE id = 't1'`);
+    expect(t.db.currentStatus.pendingCount).toBe(1);
 
     await t.db.disconnectAndClear();
+    // queued writes go with the synced data
+    expect(await t.db.getCrudBatch()).toBeNull();
+    expect(t.db.currentStatus.pendingCount).toBe(0);
     expect(await t.db.getAll('SELECT id FROM todos')).toEqual([]);
     expect(await t.db.getAll('SELECT id, body FROM drafts')).toEqual([{ id: 'd1', body: 'keep me' }]);
     for (const table of ['ferry_oplog', 'ferry_buckets', 'ferry_dirty']) {

@@ -12,6 +12,18 @@ import {
   MIGRATE_FORMAT_1_TO_2,
 } from './internal-tables.js';
 import { applySchema } from './local-schema.js';
+import {
+  CRUD_TABLE_DDL,
+  dropCrudTriggers,
+  installCrudTriggers,
+  queueSummary,
+  readQueuedOps,
+  stampPendingOps,
+  withCrudSuppressed,
+  type CrudBatch,
+  type CrudEntry,
+  type CrudTransaction,
+} from './upload-queue.js';
 import { silentLogger, type FerryLogger } from './logger.js';
 import { Mutex } from './mutex.js';
 import { quoteIdentifier, type ResolvedTable, type Schema } from './schema.js';
@@ -134,8 +146,14 @@ export class FerryDatabase {
         );
       }
       for (const ddl of INTERNAL_TABLES_DDL) await conn.execute(ddl);
+      for (const ddl of CRUD_TABLE_DDL) await conn.execute(ddl);
       if (format !== FORMAT_VERSION) await this.setKv(conn, KV_FORMAT, FORMAT_VERSION);
+      // Filling tables from kept row data is not a local write: no queue triggers meanwhile.
+      await dropCrudTriggers(conn);
       const tables = await applySchema(conn, this.schema, this.store);
+      await installCrudTriggers(conn, this.schema.resolved);
+      const queue = await queueSummary(conn);
+      this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
       const lastSynced = await this.kv(conn, KV_LAST_SYNCED_AT);
       if (lastSynced !== null) this.setStatus({ lastSyncedAt: new Date(lastSynced), hasSynced: true });
       return tables;
@@ -226,16 +244,67 @@ export class FerryDatabase {
    * (including applied checkpoints). Commits when `fn` resolves, rolls back
    * when it throws. Changed tables are reported after the commit.
    *
-   * For now only local-only tables should be written: writes to synced
-   * tables are not uploaded yet and are overwritten by the next checkpoint
-   * touching the row.
+   * Writes to synced tables are queued for upload (see
+   * {@link getCrudBatch}) in the same transaction, all under one
+   * transaction id. Uploading is not implemented yet, and a later
+   * checkpoint touching a written row still overwrites the local value.
    */
   async writeTransaction<T>(fn: (tx: QueryContext) => Promise<T>): Promise<T> {
     await this.ready();
     const written = { tables: new Set<string>(), unknown: false };
-    const result = await this.writeLocked((conn) => fn(this.context(conn, written)));
+    const now = Date.now();
+    const [result, queued] = await this.writeLocked(async (conn) => {
+      const value = await fn(this.context(conn, written));
+      const queued = await stampPendingOps(conn, () => this.ensureClientId(conn), now);
+      return [value, queued] as const;
+    });
+    if (queued > 0) {
+      this.setStatus({
+        pendingCount: this.status.pendingCount + queued,
+        oldestPendingAt: this.status.oldestPendingAt ?? new Date(now),
+      });
+    }
     this.changes.emit(written.tables, written.unknown);
     return result;
+  }
+
+  // ── upload queue ──────────────────────────────────────────────────────────
+
+  /**
+   * The first `limit` queued local writes, oldest first (possibly part of a
+   * transaction), or null when the queue is empty. `complete()` removes them.
+   */
+  async getCrudBatch(limit = 100): Promise<CrudBatch | null> {
+    await this.ready();
+    const { entries, haveMore } = await this.writeMutex.run(async () => {
+      this.assertOpen();
+      return readQueuedOps(this.driver.writer, { limit: Math.max(1, Math.floor(limit)) });
+    });
+    if (entries.length === 0) return null;
+    return { crud: entries, haveMore, complete: () => this.completeOps(entries) };
+  }
+
+  /** The ops of the oldest queued local transaction, or null when the queue is empty. */
+  async getNextCrudTransaction(): Promise<CrudTransaction | null> {
+    await this.ready();
+    const { entries } = await this.writeMutex.run(async () => {
+      this.assertOpen();
+      return readQueuedOps(this.driver.writer, { firstTransaction: true });
+    });
+    if (entries.length === 0) return null;
+    return { crud: entries, transactionId: entries[0]!.transactionId, complete: () => this.completeOps(entries) };
+  }
+
+  private async completeOps(entries: readonly CrudEntry[]): Promise<void> {
+    await this.ready();
+    const queue = await this.writeLocked(async (conn) => {
+      await conn.executeBatch(
+        `DELETE FROM ferry_crud WHERE id = ?`,
+        entries.map((e) => [e.clientId]),
+      );
+      return queueSummary(conn);
+    });
+    this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
   }
 
   private context(conn: SqliteConnection, written: { tables: Set<string>; unknown: boolean } | null): QueryContext {
@@ -415,7 +484,11 @@ export class FerryDatabase {
     await this.ready();
     const synced = this.schema.resolved.filter((t) => !t.localOnly);
     await this.writeLocked(async (conn) => {
-      for (const table of synced) await conn.execute(`DELETE FROM ${quoteIdentifier(table.name)}`);
+      await withCrudSuppressed(conn, async () => {
+        for (const table of synced) await conn.execute(`DELETE FROM ${quoteIdentifier(table.name)}`);
+      });
+      // Queued writes belong to the synced data and client id that go.
+      await conn.execute(`DELETE FROM ferry_crud`);
       await this.store.clear(conn);
       await conn.execute(`DELETE FROM ferry_kv WHERE key IN (?, ?)`, [KV_CLIENT_ID, KV_LAST_SYNCED_AT]);
     });
@@ -449,14 +522,19 @@ export class FerryDatabase {
   async clientId(): Promise<string> {
     if (this.cachedClientId !== null) return this.cachedClientId;
     await this.ready();
-    const id = await this.writeLocked(async (conn) => {
-      const existing = await this.kv(conn, KV_CLIENT_ID);
-      if (existing !== null) return existing;
-      const created = randomId();
-      await this.setKv(conn, KV_CLIENT_ID, created);
-      return created;
-    });
-    this.cachedClientId = id;
+    const id = await this.writeLocked((conn) => this.ensureClientId(conn));
+    this.cachedClientId = id; // only once committed
+    return id;
+  }
+
+  /** The client id, created in the caller's write transaction if there is none yet. */
+  private async ensureClientId(conn: SqliteConnection): Promise<string> {
+    if (this.cachedClientId !== null) return this.cachedClientId;
+    let id = await this.kv(conn, KV_CLIENT_ID);
+    if (id === null) {
+      id = randomId();
+      await this.setKv(conn, KV_CLIENT_ID, id);
+    }
     return id;
   }
 
@@ -464,7 +542,8 @@ export class FerryDatabase {
     return {
       store: this.store,
       logger: this.logger,
-      writeSync: (fn) => this.writeLocked(fn),
+      // Downloaded data is never a local write: the queue triggers are off.
+      writeSync: (fn) => this.writeLocked((conn) => withCrudSuppressed(conn, () => fn(conn))),
       notifyChanged: (tables) => this.changes.emit(tables),
       syncedTables: (): readonly ResolvedTable[] => this.schema.resolved.filter((t) => !t.localOnly),
       clientId: () => this.clientId(),

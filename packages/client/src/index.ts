@@ -22,3 +22,4 @@ export type { FerryLogger } from './logger.js';
 export { TableUsageAnalyzer } from './table-usage.js';
 export type { TableUsage } from './table-usage.js';
 export { Mutex } from './mutex.js';
+export type { CrudBatch, CrudEntry, CrudOp, CrudTransaction } from './upload-queue.js';

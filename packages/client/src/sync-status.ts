@@ -31,6 +31,12 @@ export interface SyncStatus {
   readonly dataFlowStatus: DataFlowStatus;
   /** The last download error (a `FerryError` with a code when Ferry knows why); cleared by the next applied checkpoint. */
   readonly downloadError?: Error;
+  /** Local writes are being uploaded (always false for now: uploading is not implemented yet). */
+  readonly uploading: boolean;
+  /** Local writes (ops) queued for upload. */
+  readonly pendingCount: number;
+  /** When the oldest queued op was written, or null when the queue is empty. */
+  readonly oldestPendingAt: Date | null;
 }
 
 export const INITIAL_STATUS: SyncStatus = {
@@ -41,6 +47,9 @@ export const INITIAL_STATUS: SyncStatus = {
   lastSyncedAt: null,
   hasSynced: false,
   dataFlowStatus: { downloading: false, uploading: false },
+  uploading: false,
+  pendingCount: 0,
+  oldestPendingAt: null,
 };
 
 /** Fields that may change; `downloadError: undefined` clears the error. */
@@ -52,6 +61,8 @@ export type SyncStatusPatch = {
   lastSyncedAt?: Date | null;
   hasSynced?: boolean;
   downloadError?: Error | undefined;
+  pendingCount?: number;
+  oldestPendingAt?: Date | null;
 };
 
 /** A new snapshot with `patch` applied, or `status` itself when nothing changed. */
@@ -71,6 +82,9 @@ export function patchStatus(status: SyncStatus, patch: SyncStatusPatch): SyncSta
       ...(downloadError === undefined ? {} : { downloadError }),
     },
     ...(downloadError === undefined ? {} : { downloadError }),
+    uploading: status.uploading,
+    pendingCount: patch.pendingCount ?? status.pendingCount,
+    oldestPendingAt: patch.oldestPendingAt === undefined ? status.oldestPendingAt : patch.oldestPendingAt,
   };
   return sameStatus(status, next) ? status : next;
 }
@@ -85,6 +99,9 @@ function sameStatus(a: SyncStatus, b: SyncStatus): boolean {
     (a.downloadProgress === null) === (b.downloadProgress === null) &&
     a.lastSyncedAt?.getTime() === b.lastSyncedAt?.getTime() &&
     a.hasSynced === b.hasSynced &&
-    a.downloadError === b.downloadError
+    a.downloadError === b.downloadError &&
+    a.uploading === b.uploading &&
+    a.pendingCount === b.pendingCount &&
+    a.oldestPendingAt?.getTime() === b.oldestPendingAt?.getTime()
   );
 }

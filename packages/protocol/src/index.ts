@@ -8,3 +8,4 @@ export * from './ndjson.js';
 export * from './error-codes.js';
 export * from './errors.js';
 export * from './error-docs.js';
+export * from './hlc.js';

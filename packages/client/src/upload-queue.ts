@@ -1,0 +1,276 @@
+import { decodeHlc, encodeHlc, HLC_MAX_COUNTER, hlcNow, type Hlc, type SqliteValue } from '@ferry/protocol';
+import type { SqliteConnection, SqliteParam } from './driver.js';
+import { quoteIdentifier, type ResolvedTable } from './schema.js';
+
+/**
+ * The upload queue: `ferry_crud` holds every local write to a synced table
+ * not yet uploaded, one row per op, in commit order. Triggers on each
+ * synced table append the op in the writing transaction itself (so a
+ * rolled-back write queues nothing); before that transaction commits, the
+ * client stamps the new ops with their transaction id, client id and HLC
+ * (see {@link stampPendingOps}). Ops are unstamped only inside that window.
+ *
+ * Applying downloaded data must not queue anything: the triggers are off
+ * while the `ferry_kv` row {@link KV_CRUD_SUPPRESSED} exists (see
+ * {@link withCrudSuppressed}).
+ */
+export const CRUD_TABLE_DDL: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS ferry_crud (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tx_id INTEGER,
+    op TEXT NOT NULL,
+    row_type TEXT NOT NULL,
+    row_id TEXT NOT NULL,
+    data TEXT,
+    client_id TEXT,
+    hlc TEXT,
+    created_at INTEGER
+  )`,
+  // Finds the unstamped ops (tx_id IS NULL) and the ops of one transaction.
+  `CREATE INDEX IF NOT EXISTS ferry_crud_tx ON ferry_crud (tx_id)`,
+];
+
+export const KV_CRUD_SUPPRESSED = 'crud_suppressed';
+export const KV_HLC = 'hlc';
+
+const TRIGGER_PREFIX = 'ferry_crud__';
+/** A JSON object key no column can have (column names are identifiers). */
+const NO_KEY_PATH = `'$."-"'`;
+/** Pairs per json_object/json_set/json_remove call, below SQLite's default argument limit (127). */
+const CHUNK = 50;
+
+export type CrudOp = 'PUT' | 'PATCH' | 'DELETE';
+
+/** One queued local write. */
+export interface CrudEntry {
+  /** Position in the queue (increasing). */
+  readonly clientId: number;
+  readonly op: CrudOp;
+  readonly table: string;
+  /** The row's `id`. */
+  readonly id: string;
+  /** PUT: every column; PATCH: the changed columns; DELETE: none. int8 beyond 2^53 as bigint. */
+  readonly opData?: Record<string, SqliteValue>;
+  /** Shared by all ops of one local write transaction. */
+  readonly transactionId: number;
+  /** Hybrid logical clock stamp (`encodeHlc` text; its node is the client id). */
+  readonly hlc: string;
+}
+
+/** A run of queued ops; `complete()` removes exactly these from the queue. */
+export interface CrudBatch {
+  readonly crud: CrudEntry[];
+  /** More ops are queued after this batch. */
+  readonly haveMore: boolean;
+  complete(): Promise<void>;
+}
+
+/** The ops of one local write transaction; `complete()` removes them from the queue. */
+export interface CrudTransaction {
+  readonly crud: CrudEntry[];
+  readonly transactionId: number;
+  complete(): Promise<void>;
+}
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const result: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) result.push(items.slice(i, i + CHUNK));
+  return result;
+}
+
+/** `{"col": NEW.col, …}` as SQL, for any number of columns. */
+function jsonOfColumns(table: ResolvedTable, alias: 'NEW' | 'OLD'): string {
+  const parts = chunks(table.columns.map((c) => [`'${c.name}'`, `${alias}.${quoteIdentifier(c.name)}`] as const));
+  if (parts.length === 0) return `json_object()`;
+  let sql = `json_object(${parts[0]!.map(([k, v]) => `${k}, ${v}`).join(', ')})`;
+  for (const part of parts.slice(1)) {
+    sql = `json_set(${sql}, ${part.map(([k, v]) => `'$.' || ${k}, ${v}`).join(', ')})`;
+  }
+  return sql;
+}
+
+/** NEW's columns minus those equal (same value and type) to OLD's. */
+function changedColumnsJson(table: ResolvedTable): string {
+  let sql = jsonOfColumns(table, 'NEW');
+  for (const part of chunks(table.columns)) {
+    const paths = part.map((c) => {
+      const q = quoteIdentifier(c.name);
+      return `CASE WHEN OLD.${q} IS NEW.${q} AND typeof(OLD.${q}) = typeof(NEW.${q}) THEN '$.${c.name}' ELSE ${NO_KEY_PATH} END`;
+    });
+    sql = `json_remove(${sql}, ${paths.join(', ')})`;
+  }
+  return sql;
+}
+
+function triggerName(table: string, kind: string): string {
+  return quoteIdentifier(`${TRIGGER_PREFIX}${table}__${kind}`);
+}
+
+/** The triggers queueing writes to one synced table. */
+export function crudTriggerSqls(table: ResolvedTable): string[] {
+  const t = quoteIdentifier(table.name);
+  const name = `'${table.name}'`; // a validated identifier: no quote inside
+  const enabled = `NOT EXISTS (SELECT 1 FROM ferry_kv WHERE key = '${KV_CRUD_SUPPRESSED}')`;
+  const put = (alias: 'NEW') =>
+    `INSERT INTO ferry_crud (op, row_type, row_id, data) VALUES ('PUT', ${name}, ${alias}.id, ${jsonOfColumns(table, alias)});`;
+  const del = `INSERT INTO ferry_crud (op, row_type, row_id) VALUES ('DELETE', ${name}, OLD.id);`;
+  return [
+    `CREATE TRIGGER ${triggerName(table.name, 'insert')} AFTER INSERT ON ${t} WHEN ${enabled} BEGIN ${put('NEW')} END`,
+    `CREATE TRIGGER ${triggerName(table.name, 'update')} AFTER UPDATE ON ${t} WHEN ${enabled} AND OLD.id IS NEW.id BEGIN
+      INSERT INTO ferry_crud (op, row_type, row_id, data)
+      SELECT 'PATCH', ${name}, NEW.id, d FROM (SELECT ${changedColumnsJson(table)} AS d) WHERE d <> '{}';
+    END`,
+    // A changed primary key: the old row goes, the new one is put.
+    `CREATE TRIGGER ${triggerName(table.name, 'rekey')} AFTER UPDATE ON ${t} WHEN ${enabled} AND OLD.id IS NOT NEW.id BEGIN
+      ${del} ${put('NEW')}
+    END`,
+    `CREATE TRIGGER ${triggerName(table.name, 'delete')} AFTER DELETE ON ${t} WHEN ${enabled} BEGIN ${del} END`,
+  ];
+}
+
+/**
+ * Drops every queue trigger and creates them for the synced tables of the
+ * schema (local-only tables get none), in the caller's transaction.
+ */
+export async function installCrudTriggers(conn: SqliteConnection, tables: readonly ResolvedTable[]): Promise<void> {
+  await dropCrudTriggers(conn);
+  for (const table of tables) {
+    if (table.localOnly) continue;
+    for (const sql of crudTriggerSqls(table)) await conn.execute(sql);
+  }
+}
+
+export async function dropCrudTriggers(conn: SqliteConnection): Promise<void> {
+  const { rows } = await conn.execute(
+    `SELECT name FROM sqlite_schema WHERE type = 'trigger' AND substr(name, 1, ?) = ?`,
+    [TRIGGER_PREFIX.length, TRIGGER_PREFIX],
+  );
+  for (const row of rows) await conn.execute(`DROP TRIGGER IF EXISTS ${quoteIdentifier(String(row['name']))}`);
+}
+
+/** Runs `fn` with the queue triggers off (in the caller's transaction). */
+export async function withCrudSuppressed<T>(conn: SqliteConnection, fn: () => Promise<T>): Promise<T> {
+  await conn.execute(`INSERT OR REPLACE INTO ferry_kv (key, value) VALUES (?, '1')`, [KV_CRUD_SUPPRESSED]);
+  try {
+    return await fn();
+  } finally {
+    await conn.execute(`DELETE FROM ferry_kv WHERE key = ?`, [KV_CRUD_SUPPRESSED]);
+  }
+}
+
+/**
+ * Stamps the ops queued by the caller's (still open) transaction: one
+ * transaction id (the first op's id), the client id, a fresh HLC per op
+ * from the clock persisted in `ferry_kv`, and the time. Returns the number
+ * of ops stamped.
+ */
+export async function stampPendingOps(
+  conn: SqliteConnection,
+  getClientId: () => Promise<string>,
+  nowMs: number,
+): Promise<number> {
+  const span = (
+    await conn.execute(`SELECT min(id) AS first, max(id) AS last, count(*) AS n FROM ferry_crud WHERE tx_id IS NULL`)
+  ).rows[0]!;
+  const count = Number(span['n']);
+  if (count === 0) return 0;
+  const first = span['first'] as number;
+  const last = span['last'] as number;
+  const clientId = await getClientId();
+  const stored = (await conn.execute(`SELECT value FROM ferry_kv WHERE key = ?`, [KV_HLC])).rows[0]?.['value'];
+  const start = hlcNow(typeof stored === 'string' ? decodeHlc(stored) : null, nowMs, clientId);
+  const created = Math.floor(nowMs);
+  let clock: Hlc;
+  if (start.counter + (last - first) <= HLC_MAX_COUNTER) {
+    // One statement: op i of the transaction gets counter start + (id - first), in encodeHlc's format.
+    await conn.execute(
+      `UPDATE ferry_crud SET tx_id = ?1, client_id = ?2, created_at = ?3,
+         hlc = printf('%012x%08x', ?4, ?5 + (id - ?1)) || ?2
+       WHERE tx_id IS NULL`,
+      [first, clientId, created, start.wallMs, start.counter],
+    );
+    clock = { wallMs: start.wallMs, counter: start.counter + (last - first), node: clientId };
+  } else {
+    // The counter would overflow: stamp one by one (hlcNow carries into wallMs).
+    const { rows } = await conn.execute(`SELECT id FROM ferry_crud WHERE tx_id IS NULL ORDER BY id`);
+    const params: SqliteParam[][] = [];
+    clock = start;
+    for (const [index, row] of rows.entries()) {
+      if (index > 0) clock = hlcNow(clock, nowMs, clientId);
+      params.push([encodeHlc(clock), row['id'] as number, first, clientId, created]);
+    }
+    await conn.executeBatch(
+      `UPDATE ferry_crud SET tx_id = ?3, client_id = ?4, created_at = ?5, hlc = ?1 WHERE id = ?2`,
+      params,
+    );
+  }
+  await conn.execute(`INSERT OR REPLACE INTO ferry_kv (key, value) VALUES (?, ?)`, [KV_HLC, encodeHlc(clock)]);
+  return count;
+}
+
+/** The number of queued ops and when the oldest was queued. */
+export async function queueSummary(conn: SqliteConnection): Promise<{ count: number; oldestAt: Date | null }> {
+  const count = Number((await conn.execute(`SELECT count(*) AS n FROM ferry_crud`)).rows[0]!['n']);
+  const oldest = (await conn.execute(`SELECT created_at FROM ferry_crud ORDER BY id LIMIT 1`)).rows[0]?.['created_at'];
+  return { count, oldestAt: typeof oldest === 'number' ? new Date(oldest) : null };
+}
+
+/** Reads queued ops in order: the first `limit`, or (limit null) those of the first transaction. */
+export async function readQueuedOps(
+  conn: SqliteConnection,
+  which: { limit: number } | { firstTransaction: true },
+): Promise<{ entries: CrudEntry[]; haveMore: boolean }> {
+  const columns = `id, tx_id, op, row_type, row_id, data, hlc`;
+  const { rows } =
+    'limit' in which
+      ? await conn.execute(`SELECT ${columns} FROM ferry_crud ORDER BY id LIMIT ?`, [which.limit + 1])
+      : await conn.execute(
+          `SELECT ${columns} FROM ferry_crud WHERE tx_id IS (SELECT tx_id FROM ferry_crud ORDER BY id LIMIT 1) ORDER BY id`,
+        );
+  const haveMore = 'limit' in which && rows.length > which.limit;
+  const entries = (haveMore ? rows.slice(0, -1) : rows).map((row): CrudEntry => {
+    const entry = {
+      clientId: row['id'] as number,
+      op: row['op'] as CrudOp,
+      table: String(row['row_type']),
+      id: String(row['row_id']),
+      transactionId: (row['tx_id'] ?? row['id']) as number,
+      hlc: String(row['hlc'] ?? ''),
+    };
+    const data = row['data'];
+    return typeof data === 'string' ? { ...entry, opData: parseRowData(data) } : entry;
+  });
+  return { entries, haveMore };
+}
+
+/**
+ * Parses a flat JSON object of SQLite values (as the queue triggers write
+ * it), keeping integers beyond 2^53 exact (as bigint).
+ */
+export function parseRowData(text: string): Record<string, SqliteValue> {
+  const result: Record<string, SqliteValue> = {};
+  // Tokens: strings, numbers, literals and punctuation of a flat object.
+  const token = /\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|null|true|false|[{}:,])/y;
+  const next = (): string => {
+    const match = token.exec(text);
+    if (match === null) throw new SyntaxError(`ferry_crud data is not a flat JSON object: ${text.slice(0, 100)}`);
+    return match[1]!;
+  };
+  if (next() !== '{') throw new SyntaxError('ferry_crud data is not a JSON object');
+  let t = next();
+  while (t !== '}') {
+    if (t === ',') t = next();
+    const key = JSON.parse(t) as string;
+    if (next() !== ':') throw new SyntaxError('ferry_crud data: expected ":"');
+    const raw = next();
+    let value: SqliteValue;
+    if (raw === 'null') value = null;
+    else if (raw === 'true' || raw === 'false') value = raw === 'true' ? 1 : 0;
+    else if (raw.startsWith('"')) value = JSON.parse(raw) as string;
+    else if (/^-?\d+$/.test(raw) && !Number.isSafeInteger(Number(raw))) value = BigInt(raw);
+    else value = Number(raw);
+    result[key] = value;
+    t = next();
+  }
+  return result;
+}
