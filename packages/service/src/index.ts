@@ -8,3 +8,4 @@ export * from './metrics/index.js';
 export * from './storage/index.js';
 export { MemoryBucketStorage } from './storage/memory-storage.js';
 export * from './replication/index.js';
+export * from './write/index.js';

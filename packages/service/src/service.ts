@@ -6,6 +6,7 @@ import { createHttpServer, type FerryHttpServer } from './http/index.js';
 import { createLogger, createMetrics, type FerryMetrics, type Logger } from './metrics/index.js';
 import { Replicator } from './replication/index.js';
 import { PostgresBucketStorage } from './storage/index.js';
+import { WriteCheckpoints } from './write/index.js';
 
 export interface FerryServiceOptions {
   /** Logger; default a pino logger at `config.logLevel` on stdout. */
@@ -35,6 +36,7 @@ export class FerryService {
   readonly metrics: FerryMetrics;
   readonly logger: Logger;
   private readonly http: FerryHttpServer;
+  private readonly writeCheckpoints: WriteCheckpoints;
   private replicatorRun: Promise<void> | null = null;
   private compactTimer: NodeJS.Timeout | null = null;
   private compacting: Promise<void> | null = null;
@@ -49,6 +51,7 @@ export class FerryService {
     metrics: FerryMetrics;
     logger: Logger;
     http: FerryHttpServer;
+    writeCheckpoints: WriteCheckpoints;
   }) {
     this.config = parts.config;
     this.rules = parts.rules;
@@ -57,6 +60,7 @@ export class FerryService {
     this.metrics = parts.metrics;
     this.logger = parts.logger;
     this.http = parts.http;
+    this.writeCheckpoints = parts.writeCheckpoints;
   }
 
   /** Compiles the rules, migrates storage, starts replication and listens. */
@@ -84,6 +88,10 @@ export class FerryService {
     if (replicator) bindReplicator(replicator, metrics, logger);
 
     const authenticator = createAuthenticator(config.clientAuth, { logger });
+    const writeCheckpoints = new WriteCheckpoints({
+      sourceConnectionString: config.replication.connection,
+      storage,
+    });
     const http = createHttpServer({
       storage,
       rules,
@@ -92,8 +100,9 @@ export class FerryService {
       metrics,
       logger,
       readiness: async () => (await storage.getLatestCheckpoint()) !== null,
+      writeCheckpoints,
     });
-    const service = new FerryService({ config, rules, storage, replicator, metrics, logger, http });
+    const service = new FerryService({ config, rules, storage, replicator, metrics, logger, http, writeCheckpoints });
     try {
       if (replicator) {
         service.replicatorRun = replicator.run();
@@ -172,6 +181,7 @@ export class FerryService {
       await this.replicator.stop();
       await this.replicatorRun?.catch((error: unknown) => this.logger.error({ err: error }, 'replicator failed'));
     }
+    await this.writeCheckpoints.close();
     await this.storage.close();
     this.logger.info('ferry service stopped');
   }

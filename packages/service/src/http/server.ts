@@ -9,6 +9,7 @@ import type { FerryMetrics } from '../metrics/metrics.js';
 import type { BucketStorageReader } from '../storage/types.js';
 import { SharedOpReader, type SharedOpReaderOptions } from '../sync/op-cache.js';
 import { SyncSession } from '../sync/sync-session.js';
+import { MAX_CLIENT_ID_LENGTH, type WriteCheckpointCreator } from '../write/write-checkpoints.js';
 import { parseJsonBody, readBody } from './body.js';
 
 export interface HttpServerDeps {
@@ -27,6 +28,8 @@ export interface HttpServerDeps {
   keepaliveMs?: number;
   /** Shared op page cache settings. */
   opCache?: SharedOpReaderOptions;
+  /** Creates write checkpoints (`GET /write-checkpoint2.json`); without it that endpoint answers 404. */
+  writeCheckpoints?: WriteCheckpointCreator;
 }
 
 export interface FerryHttpServer {
@@ -93,8 +96,24 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
     }
   }
 
+  /** PowerSync-compatible: `{"data":{"write_checkpoint":"<id>"}}` for the token's user and `client_id`. */
+  async function writeCheckpoint(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const client = await authenticator.authenticate(req.headers.authorization);
+    const clientId = new URL(req.url ?? '/', 'http://localhost').searchParams.get('client_id');
+    if (clientId === null || clientId === '' || clientId.length > MAX_CLIENT_ID_LENGTH) {
+      throw new FerryError('FERRY_S4001', `client_id is required and at most ${MAX_CLIENT_ID_LENGTH} characters long`);
+    }
+    if (deps.writeCheckpoints === undefined) {
+      throw new FerryError('FERRY_S4004', 'write checkpoints are not available on this service');
+    }
+    const id = await deps.writeCheckpoints.create(client.userId, clientId);
+    res.setHeader('cache-control', 'no-store');
+    sendJson(res, 200, { data: { write_checkpoint: id.toString() } });
+  }
+
   const routes = new Map<string, Route>([
     ['/sync/stream', { method: 'POST', handle: syncStream }],
+    ['/write-checkpoint2.json', { method: 'GET', handle: writeCheckpoint }],
     [
       '/health',
       {

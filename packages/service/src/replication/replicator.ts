@@ -636,7 +636,11 @@ export class Replicator extends EventEmitter<ReplicatorEvents> {
         }
         const message = decodeReplicationCopyData(payload);
         if (message.tag === 'keepalive') {
-          if (!inSourceTx && !writer.inTransaction && message.walEnd > confirmed) confirmed = message.walEnd;
+          if (!inSourceTx && !writer.inTransaction && message.walEnd > confirmed) {
+            confirmed = message.walEnd;
+            // Idle: everything before walEnd is stored; pending write checkpoints up to it are covered.
+            await writer.advanceIdle(confirmed);
+          }
           if (message.replyRequested) sendStatus();
           continue;
         }

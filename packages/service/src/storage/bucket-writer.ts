@@ -344,7 +344,10 @@ export class BucketWriter {
          INSERT INTO ${this.s}.checkpoints (op_id, lsn, commit_time, changed_lookups)
          SELECT $2::int8, $4::int8, $5::timestamptz, $6::text[] WHERE $2::int8 IS NOT NULL
          ON CONFLICT (op_id) DO NOTHING RETURNING 1)
-       SELECT CASE WHEN $2::int8 IS NOT NULL THEN pg_notify($7, $8) END AS notified, (SELECT count(*) FROM st) AS updated`,
+       SELECT CASE WHEN $2::int8 IS NOT NULL OR ($4::int8 IS NOT NULL AND EXISTS (
+                SELECT 1 FROM ${this.s}.write_checkpoints
+                 WHERE lsn <= $4::int8 AND lsn > coalesce((SELECT end_lsn FROM ${this.s}.state WHERE id = 1), -1)))
+              THEN pg_notify($7, $8) END AS notified, (SELECT count(*) FROM st) AS updated`,
       [
         this.nextOpId.toString(),
         checkpoint?.toString() ?? null,
@@ -446,6 +449,30 @@ export class BucketWriter {
   }
 
   /**
+   * While idle (no open transaction), records that the source has been
+   * received and stored up to `lsn` (a keepalive position) — but writes only
+   * when that covers a pending write checkpoint, then notifies listeners.
+   * Returns whether it advanced.
+   */
+  async advanceIdle(lsn: bigint): Promise<boolean> {
+    this.assertUsable();
+    if (this.txOpen || !this.published) return false;
+    const { rows } = await this.client.query<{ advanced: boolean }>(
+      `WITH old AS (SELECT coalesce(end_lsn, -1) AS end_lsn FROM ${this.s}.state WHERE id = 1),
+       st AS (
+         UPDATE ${this.s}.state SET end_lsn = $1::int8, updated_at = now()
+          WHERE id = 1 AND coalesce(end_lsn, -1) < $1::int8
+            AND EXISTS (SELECT 1 FROM ${this.s}.write_checkpoints
+                         WHERE lsn <= $1::int8 AND lsn > (SELECT end_lsn FROM old))
+         RETURNING 1)
+       SELECT EXISTS (SELECT 1 FROM st) AS advanced,
+              CASE WHEN EXISTS (SELECT 1 FROM st) THEN pg_notify($2, '{"write_checkpoint":true}') END AS notified`,
+      [lsn.toString(), this.channel],
+    );
+    return rows[0]?.advanced === true;
+  }
+
+  /**
    * Completes the initial copy: publishes the first checkpoint, covering every
    * copied row, and records the slot's consistent point as the resume position.
    */
@@ -503,6 +530,15 @@ export class BucketWriter {
     await this.client.query(
       `DELETE FROM ${this.s}.checkpoints WHERE created_at < now() - interval '1 hour'
          AND op_id < (SELECT coalesce(checkpoint, 0) FROM ${this.s}.state WHERE id = 1)`,
+    );
+    // A client only needs its highest covered write checkpoint: drop older covered ones.
+    await this.client.query(
+      `WITH s AS (SELECT end_lsn FROM ${this.s}.state WHERE id = 1)
+       DELETE FROM ${this.s}.write_checkpoints w
+        WHERE w.created_at < now() - interval '1 hour' AND w.lsn <= (SELECT end_lsn FROM s)
+          AND EXISTS (SELECT 1 FROM ${this.s}.write_checkpoints n
+                       WHERE n.user_id = w.user_id AND n.client_id = w.client_id AND n.id > w.id
+                         AND n.lsn <= (SELECT end_lsn FROM s))`,
     );
   }
 

@@ -7,11 +7,18 @@
  */
 import type { OpId } from '@ferry/protocol';
 import pg from 'pg';
-import type { BucketState, CheckpointUpdate } from './types.js';
+import type { BucketState, CheckpointUpdate, CoveredWriteCheckpoint } from './types.js';
 import { quoteIdent } from './sql.js';
 
 /** Above this many changed buckets an update reports `changedBuckets: null` ("re-read"). */
 const MAX_CHANGED_BUCKETS = 100_000;
+
+/**
+ * Write checkpoints created this recently are re-checked on every refresh
+ * (one recorded after replication had already passed its LSN is covered at
+ * once, so "newly passed LSN" alone would miss it).
+ */
+const RECENT_WRITE_CHECKPOINT_MS = 60_000;
 
 interface Subscriber {
   listener: (update: CheckpointUpdate) => void;
@@ -36,6 +43,9 @@ export class CheckpointListener {
   private client: pg.Client | null = null;
   private starting: Promise<void> | null = null;
   private lastKnown: OpId | null = null;
+  /** `state.end_lsn` at the last read (write checkpoints up to it were handed out). */
+  private lastEndLsn: bigint | null = null;
+  private readonly deliveredWriteCheckpoints = new Map<string, number>();
   private refreshing = false;
   private refreshAgain = false;
   private closed = false;
@@ -174,8 +184,15 @@ export class CheckpointListener {
     );
     const head = rows.find((r) => r.kind === 0);
     if (!head || head.op_id === null) return;
-    const checkpoint = BigInt(head.op_id);
-    if (previous !== null && checkpoint <= previous) return;
+    const writeCheckpoints = await this.readCoveredWriteCheckpoints(client);
+    const headCheckpoint = BigInt(head.op_id);
+    if (previous !== null && headCheckpoint <= previous) {
+      if (writeCheckpoints.length === 0) return;
+      // Only write checkpoints became covered (e.g. an idle source's keepalive): nothing else changed.
+      this.deliver(previous, previous, new Map(), new Set(), writeCheckpoints);
+      return;
+    }
+    const checkpoint = headCheckpoint;
     // Without a record of `previous` (first read, pruned, storage rebuilt) the diff is unknown.
     const exact = previous !== null && head.flag === true;
     let changedBuckets: Map<string, BucketState> | null = exact ? new Map() : null;
@@ -193,15 +210,61 @@ export class CheckpointListener {
       }
     }
     if (changedBuckets && changedBuckets.size > MAX_CHANGED_BUCKETS) changedBuckets = null;
+    this.deliver(checkpoint, previous, changedBuckets, changedLookups, writeCheckpoints);
+  }
+
+  /**
+   * Write checkpoints covered (lsn <= state.end_lsn) since the last read:
+   * those whose LSN was passed since then, plus recently created ones that
+   * were already covered when recorded. Each id is handed out once.
+   */
+  private async readCoveredWriteCheckpoints(client: pg.Client): Promise<CoveredWriteCheckpoint[]> {
+    const { rows } = await client.query<{
+      id: string | null;
+      user_id: string | null;
+      client_id: string | null;
+      end_lsn: string | null;
+    }>(
+      `SELECT w.id, w.user_id, w.client_id, s.end_lsn FROM ${this.s}.state s
+         LEFT JOIN ${this.s}.write_checkpoints w ON w.lsn <= s.end_lsn
+              AND (w.lsn > coalesce($1::int8, s.end_lsn) OR w.created_at > now() - make_interval(secs => $2))
+        WHERE s.id = 1 ORDER BY w.id`,
+      [this.lastEndLsn?.toString() ?? null, RECENT_WRITE_CHECKPOINT_MS / 1000],
+    );
+    const now = Date.now();
+    for (const [id, at] of this.deliveredWriteCheckpoints) {
+      if (now - at > 2 * RECENT_WRITE_CHECKPOINT_MS) this.deliveredWriteCheckpoints.delete(id);
+    }
+    const out: CoveredWriteCheckpoint[] = [];
+    for (const row of rows) {
+      if (row.end_lsn !== null) {
+        const end = BigInt(row.end_lsn);
+        if (this.lastEndLsn === null || end > this.lastEndLsn) this.lastEndLsn = end;
+      }
+      if (row.id === null || this.deliveredWriteCheckpoints.has(row.id)) continue;
+      this.deliveredWriteCheckpoints.set(row.id, now);
+      out.push({ id: BigInt(row.id), userId: row.user_id!, clientId: row.client_id! });
+    }
+    return out;
+  }
+
+  private deliver(
+    checkpoint: OpId,
+    previous: OpId | null,
+    changedBuckets: Map<string, BucketState> | null,
+    changedLookups: Set<string> | null,
+    writeCheckpoints: CoveredWriteCheckpoint[],
+  ): void {
     this.lastKnown = checkpoint;
+    const extra = writeCheckpoints.length > 0 ? { writeCheckpoints } : {};
     // A snapshot of the set: listeners subscribing from inside a callback start from the next update.
     for (const subscriber of Array.from(this.subscribers)) {
       const base = subscriber.base;
       subscriber.base = checkpoint;
       const update: CheckpointUpdate =
         base === previous && base !== null
-          ? { checkpoint, previous: base, changedBuckets, changedLookups }
-          : { checkpoint, previous: base, changedBuckets: null, changedLookups: null };
+          ? { checkpoint, previous: base, changedBuckets, changedLookups, ...extra }
+          : { checkpoint, previous: base, changedBuckets: null, changedLookups: null, ...extra };
       try {
         subscriber.listener(update);
       } catch (error) {

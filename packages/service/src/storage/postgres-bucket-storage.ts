@@ -200,6 +200,32 @@ export class PostgresBucketStorage implements BucketStorageReader, AsyncDisposab
     return this.listener.subscribe(listener);
   }
 
+  async getWriteCheckpoint(userId: string, clientId: string): Promise<bigint | null> {
+    const { rows } = await this.query<{ id: string | null }>(
+      `SELECT max(w.id) AS id FROM ${this.s}.write_checkpoints w, ${this.s}.state s
+        WHERE s.id = 1 AND w.user_id = $1 AND w.client_id = $2 AND w.lsn <= s.end_lsn`,
+      [userId, clientId],
+    );
+    const id = rows[0]?.id;
+    return id == null ? null : BigInt(id);
+  }
+
+  /**
+   * Records a write checkpoint of (userId, clientId) waiting for the source
+   * WAL position `lsn` and returns its id. If replication already covers
+   * `lsn`, listeners are notified at once (in every process).
+   */
+  async createWriteCheckpoint(userId: string, clientId: string, lsn: bigint): Promise<bigint> {
+    const { rows } = await this.query<{ id: string }>(
+      `WITH w AS (
+         INSERT INTO ${this.s}.write_checkpoints (user_id, client_id, lsn) VALUES ($1, $2, $3::int8) RETURNING id, lsn)
+       SELECT w.id, CASE WHEN w.lsn <= s.end_lsn THEN pg_notify($4, '{"write_checkpoint":true}') END AS notified
+         FROM w, ${this.s}.state s WHERE s.id = 1`,
+      [userId, clientId, lsn.toString(), checkpointChannel(this.schema)],
+    );
+    return BigInt(rows[0]!.id);
+  }
+
   /** Resolves when the shared LISTEN connection is up (subscribe starts it lazily). */
   async subscriptionReady(): Promise<void> {
     await this.listener.ready();

@@ -14,6 +14,8 @@
  * - `parameter_rows`: parameter-query rows by lookup.
  * - `checkpoints`: one row per published checkpoint with the lookups whose
  *   parameter rows changed in it (NULL = unknown); pruned after a while.
+ * - `write_checkpoints`: per (user, client) write checkpoint ids with the
+ *   source LSN they wait for (migration 2).
  *
  * Migrations are idempotent and serialized with a transaction-level
  * advisory lock, so several service processes may run them at once.
@@ -88,6 +90,21 @@ export function migrations(schema: string): string[] {
       created_at timestamptz NOT NULL DEFAULT now(),
       changed_lookups text[]
     );
+    `,
+    // 2: write checkpoints (issue 4). `lsn` is the source WAL position when the
+    // client asked; the id is covered once `state.end_lsn >= lsn`.
+    `
+    CREATE SEQUENCE ${s}.write_checkpoint_ids;
+    CREATE TABLE ${s}.write_checkpoints (
+      id bigint PRIMARY KEY DEFAULT nextval('${schema}.write_checkpoint_ids'),
+      user_id text NOT NULL,
+      client_id text NOT NULL,
+      lsn bigint NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX write_checkpoints_lsn ON ${s}.write_checkpoints (lsn);
+    CREATE INDEX write_checkpoints_created_at ON ${s}.write_checkpoints (created_at);
+    CREATE INDEX write_checkpoints_owner ON ${s}.write_checkpoints (user_id, client_id, id);
     `,
   ];
 }

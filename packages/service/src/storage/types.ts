@@ -46,6 +46,21 @@ export interface CheckpointUpdate {
    * means unknown: readers must re-resolve all their lookups.
    */
   changedLookups: ReadonlySet<string> | null;
+  /**
+   * Write checkpoints that became covered by replication (the source LSN they
+   * wait for is stored) since the previous notification, for every user and
+   * client; each session picks its own. May repeat an id already delivered.
+   * Absent or empty when none. An update may carry only these (then
+   * `checkpoint` may equal `previous` and nothing else changed).
+   */
+  writeCheckpoints?: readonly CoveredWriteCheckpoint[];
+}
+
+/** A write checkpoint replication has passed. */
+export interface CoveredWriteCheckpoint {
+  id: bigint;
+  userId: string;
+  clientId: string;
 }
 
 /** The read side, used by the sync stream API. All methods are safe to call concurrently. */
@@ -79,4 +94,10 @@ export interface BucketStorageReader {
    * change set per checkpoint). Returns an unsubscribe function.
    */
   subscribe(listener: (update: CheckpointUpdate) => void): () => void;
+
+  /**
+   * The highest write checkpoint of (userId, clientId) that replication has
+   * covered, or null. Optional: storages without write checkpoints omit it.
+   */
+  getWriteCheckpoint?(userId: string, clientId: string): Promise<bigint | null>;
 }

@@ -88,6 +88,12 @@ export class SyncSession {
   /** Bucket states last announced to the client. */
   private readonly announced = new Map<string, BucketState>();
   private lastCheckpoint: OpId | null = null;
+  /** The client id of the request (write checkpoints are scoped to user + client). */
+  private readonly clientId: string | null;
+  /** Highest covered write checkpoint of this user + client known to the session. */
+  private coveredWriteCheckpoint: bigint | null = null;
+  /** The write checkpoint last sent in a checkpoint line. */
+  private sentWriteCheckpoint: bigint | null = null;
   private pending: CheckpointUpdate | null = null;
   private wake: (() => void) | null = null;
   private unsubscribe: (() => void) | null;
@@ -105,6 +111,7 @@ export class SyncSession {
     this.lookups = new Set(querier.lookups);
     this.now = deps.now ?? Date.now;
     this.buckets = new Map();
+    this.clientId = request.client_id ?? null;
     for (const bucket of request.buckets) this.positions.set(bucket.name, BigInt(bucket.after));
     // Subscribe before the first read so no checkpoint published in between is missed.
     this.unsubscribe = deps.storage.subscribe((update) => this.onUpdate(update));
@@ -198,6 +205,11 @@ export class SyncSession {
   // ── internals ─────────────────────────────────────────────────────────────
 
   private onUpdate(update: CheckpointUpdate): void {
+    if (update.writeCheckpoints !== undefined && this.clientId !== null) {
+      for (const wc of update.writeCheckpoints) {
+        if (wc.userId === this.client.userId && wc.clientId === this.clientId) this.noteWriteCheckpoint(wc.id);
+      }
+    }
     this.pending = this.pending === null ? update : mergeUpdates(this.pending, update);
     const wake = this.wake;
     this.wake = null;
@@ -211,6 +223,18 @@ export class SyncSession {
     const update = this.pending;
     this.pending = null;
     return this.stopped ? null : update;
+  }
+
+  private noteWriteCheckpoint(id: bigint | null): void {
+    if (id !== null && (this.coveredWriteCheckpoint === null || id > this.coveredWriteCheckpoint))
+      this.coveredWriteCheckpoint = id;
+  }
+
+  /** The write checkpoint to put on the next checkpoint line, if it is new to the client. */
+  private unsentWriteCheckpoint(): bigint | null {
+    const covered = this.coveredWriteCheckpoint;
+    if (covered === null || (this.sentWriteCheckpoint !== null && covered <= this.sentWriteCheckpoint)) return null;
+    return covered;
   }
 
   private async resolveBuckets(): Promise<Map<string, BucketDescription>> {
@@ -240,7 +264,12 @@ export class SyncSession {
     if (this.stopped) return;
     // Parameter rows read before the first checkpoint may be incomplete.
     if (waited) this.buckets = await this.resolveBuckets();
+    if (this.clientId !== null && this.deps.storage.getWriteCheckpoint !== undefined) {
+      this.noteWriteCheckpoint(await this.deps.storage.getWriteCheckpoint(this.client.userId, this.clientId));
+    }
     const { checkpoint, states } = await this.deps.storage.getCheckpointState([...this.buckets.keys()]);
+    const writeCheckpoint = this.unsentWriteCheckpoint();
+    if (writeCheckpoint !== null) this.sentWriteCheckpoint = writeCheckpoint;
     const entries = [...this.buckets.values()].map((description) => ({
       description,
       state: states.get(description.bucket) ?? EMPTY_STATE,
@@ -252,6 +281,7 @@ export class SyncSession {
       encodeLine({
         checkpoint: {
           last_op_id: formatOpId(checkpoint),
+          ...(writeCheckpoint !== null ? { write_checkpoint: writeCheckpoint.toString() } : {}),
           buckets: entries.map((e) => this.checksumOf(e.description, e.state)),
         },
       }),
@@ -282,7 +312,10 @@ export class SyncSession {
     if (setChanged || !continuous) {
       ({ checkpoint: target, states } = await this.deps.storage.getCheckpointState([...this.buckets.keys()]));
     } else {
-      if (update.checkpoint <= lastCheckpoint) return;
+      if (update.checkpoint <= lastCheckpoint) {
+        await this.sendWriteCheckpointOnly(writer, lastCheckpoint);
+        return;
+      }
       target = update.checkpoint;
       states = new Map();
       // Walk the smaller side: with many clients, this runs once per client per checkpoint.
@@ -306,7 +339,13 @@ export class SyncSession {
     }
     const removed = [...this.announced.keys()].filter((bucket) => !this.buckets.has(bucket));
     this.lastCheckpoint = target;
-    if (updated.length === 0 && removed.length === 0) return; // nothing of this client's changed
+    if (updated.length === 0 && removed.length === 0) {
+      // Nothing of this client's changed; a newly covered write checkpoint still goes out.
+      await this.sendWriteCheckpointOnly(writer, target);
+      return;
+    }
+    const writeCheckpoint = this.unsentWriteCheckpoint();
+    if (writeCheckpoint !== null) this.sentWriteCheckpoint = writeCheckpoint;
 
     for (const bucket of removed) {
       this.announced.delete(bucket);
@@ -318,12 +357,36 @@ export class SyncSession {
       encodeLine({
         checkpoint_diff: {
           last_op_id: formatOpId(target),
+          ...(writeCheckpoint !== null ? { write_checkpoint: writeCheckpoint.toString() } : {}),
           updated_buckets: updated.map((e) => this.checksumOf(e.description, e.state)),
           removed_buckets: removed,
         },
       }),
     );
     await this.sendData(writer, updated, target);
+  }
+
+  /**
+   * An empty `checkpoint_diff` + `checkpoint_complete` at `checkpoint` carrying
+   * a newly covered write checkpoint (the PowerSync client waits for it before
+   * applying its local writes). No-op if there is none to send.
+   */
+  private async sendWriteCheckpointOnly(writer: LineWriter, checkpoint: OpId): Promise<void> {
+    const writeCheckpoint = this.unsentWriteCheckpoint();
+    if (writeCheckpoint === null) return;
+    this.sentWriteCheckpoint = writeCheckpoint;
+    await writer.write(
+      'checkpoint_diff',
+      encodeLine({
+        checkpoint_diff: {
+          last_op_id: formatOpId(checkpoint),
+          write_checkpoint: writeCheckpoint.toString(),
+          updated_buckets: [],
+          removed_buckets: [],
+        },
+      }),
+    );
+    await this.sendData(writer, [], checkpoint);
   }
 
   /** Sends the ops each bucket lacks, highest priority first, then `checkpoint_complete`. */
