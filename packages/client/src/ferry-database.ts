@@ -246,8 +246,10 @@ export class FerryDatabase {
    *
    * Writes to synced tables are queued for upload (see
    * {@link getCrudBatch}) in the same transaction, all under one
-   * transaction id. Uploading is not implemented yet, and a later
-   * checkpoint touching a written row still overwrites the local value.
+   * transaction id. The queue is drained by the app (getCrudBatch /
+   * getNextCrudTransaction) until the sync loop uploads it itself; until
+   * rebase exists, a later checkpoint touching a written row overwrites the
+   * local value.
    */
   async writeTransaction<T>(fn: (tx: QueryContext) => Promise<T>): Promise<T> {
     await this.ready();

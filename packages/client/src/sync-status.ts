@@ -31,7 +31,7 @@ export interface SyncStatus {
   readonly dataFlowStatus: DataFlowStatus;
   /** The last download error (a `FerryError` with a code when Ferry knows why); cleared by the next applied checkpoint. */
   readonly downloadError?: Error;
-  /** Local writes are being uploaded (always false for now: uploading is not implemented yet). */
+  /** Local writes are being uploaded by the sync loop. The loop does not upload yet, so this stays false. */
   readonly uploading: boolean;
   /** Local writes (ops) queued for upload. */
   readonly pendingCount: number;
