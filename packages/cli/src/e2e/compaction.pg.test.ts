@@ -7,20 +7,16 @@
  */
 import { column, Schema, Table } from '@ferry/client';
 import type { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../embedded-postgres.js';
 import {
   Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
   openClient,
   pgQuery,
-  startService,
-  tempDir,
-  waitForRows,
+  startServiceFixture,
   type TestClient,
   type TestKeys,
+  waitForRows,
 } from './stack.js';
 
 const RULES = `
@@ -52,24 +48,22 @@ const bucketState = () =>
   pgQuery(url, `SELECT bucket, checksum::text, count::text FROM ferry.bucket_state ORDER BY bucket`);
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_compact');
-  await pgQuery(
-    url,
-    `CREATE TABLE items (id text PRIMARY KEY, title text NOT NULL, version int NOT NULL);
-     INSERT INTO items SELECT 'i' || g, 'item ' || g, 0 FROM generate_series(1, 20) g;`,
-  );
-  dir = await tempDir(cleanup);
-  keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys, port: await freePort() });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, {
+    database: 'ferry_e2e_compact',
+    source: `CREATE TABLE items (id text PRIMARY KEY, title text NOT NULL, version int NOT NULL);
+      INSERT INTO items SELECT 'i' || g, 'item ' || g, 0 FROM generate_series(1, 20) g;`,
+    rules: RULES,
+    port: await freePort(),
+  });
+  url = fixture.url;
+  service = fixture.service;
+  dir = fixture.dir;
+  keys = fixture.keys;
   early = await openClient({ cleanup, dir, schema, endpoint: () => service.url, token: () => keys.token('u1') });
   await early.db.waitForFirstSync();
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 describe('compaction', () => {
   it('shrinks the log, keeps checksums, and every client converges', async () => {

@@ -8,7 +8,6 @@
 import { column, Schema, Table, type SyncStatus } from '@ferry/client';
 import { FerryError } from '@ferry/protocol';
 import { FerryService, parseConfig } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import { generateKeyPair, importJWK, SignJWT } from 'jose';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,19 +15,15 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
   openClient,
-  pgQuery,
   rawServiceConfig,
   runCli,
   serviceConfig,
-  startService,
+  startServiceFixture,
   TEST_AUDIENCE,
-  tempDir,
+  type TestKeys,
   waitFor,
   waitForRows,
-  type TestKeys,
 } from './stack.js';
 
 const RULES = `
@@ -65,18 +60,14 @@ let service: FerryService;
 const cleanup = new Cleanup();
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_errors');
-  await pgQuery(url, SOURCE);
-  dir = await tempDir(cleanup);
-  keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, { database: 'ferry_e2e_errors', source: SOURCE, rules: RULES });
+  url = fixture.url;
+  service = fixture.service;
+  dir = fixture.dir;
+  keys = fixture.keys;
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 async function startError(config: Parameters<typeof FerryService.start>[0]): Promise<FerryError> {
   const outcome = await FerryService.start(config, { processMetrics: false }).then(

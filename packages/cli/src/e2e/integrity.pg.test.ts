@@ -7,21 +7,9 @@
  */
 import { column, Schema, Table } from '@ferry/client';
 import type { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
-  openClient,
-  pgQuery,
-  startService,
-  tempDir,
-  waitFor,
-  waitForRows,
-  type TestClient,
-} from './stack.js';
+import { Cleanup, openClient, pgQuery, startServiceFixture, type TestClient, waitFor, waitForRows } from './stack.js';
 
 const RULES = `
 bucket_definitions:
@@ -79,21 +67,17 @@ function afterPositions(from: number): { bucket: string; after: string }[][] {
 }
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_integrity');
-  await pgQuery(url, SOURCE);
-  const dir = await tempDir(cleanup);
-  const keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, { database: 'ferry_e2e_integrity', source: SOURCE, rules: RULES });
+  url = fixture.url;
+  service = fixture.service;
+  const dir = fixture.dir;
+  const keys = fixture.keys;
   client = await openClient({ cleanup, dir, schema, endpoint: () => service.url, token: () => keys.token('u1') });
   await client.db.waitForFirstSync();
   await waitForRows(client.db, THINGS, await serverThings());
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 describe('a corrupted local bucket', () => {
   it('heals after losing rows and altering another: re-downloads only that bucket, ends equal to the server', async () => {

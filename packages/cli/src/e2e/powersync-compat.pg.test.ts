@@ -9,23 +9,19 @@
 import { column as ferryColumn, Schema as FerrySchema, Table as FerryTable } from '@ferry/client';
 import { NdjsonDecoder } from '@ferry/protocol';
 import type { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import { column, PowerSyncDatabase, Schema, SyncStreamConnectionMethod, Table } from '@powersync/node';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
   openClient,
   pgQuery,
-  startService,
-  tempDir,
-  waitFor,
-  waitForRows,
+  startServiceFixture,
   type TestClient,
   type TestKeys,
+  waitFor,
+  waitForRows,
 } from './stack.js';
 
 const RULES = `
@@ -168,12 +164,11 @@ async function expectBothEqual(ps: PowerSyncDatabase): Promise<void> {
 }
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_powersync');
-  await pgQuery(url, SOURCE);
-  dir = await tempDir(cleanup);
-  keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, { database: 'ferry_e2e_powersync', source: SOURCE, rules: RULES });
+  url = fixture.url;
+  service = fixture.service;
+  dir = fixture.dir;
+  keys = fixture.keys;
   ferry = await openClient({
     cleanup,
     dir,
@@ -184,10 +179,7 @@ beforeAll(async () => {
   await ferry.db.waitForFirstSync();
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 describe('the official @powersync/node client', () => {
   it('completes a first sync equal to the Ferry client, then resumes with `after` on reconnect', async () => {

@@ -9,7 +9,6 @@
  */
 import { column as ferryColumn, Schema as FerrySchema, Table as FerryTable } from '@ferry/client';
 import type { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import {
   column,
   PowerSyncDatabase,
@@ -21,18 +20,7 @@ import {
 } from '@powersync/node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
-  openClient,
-  pgQuery,
-  startService,
-  tempDir,
-  waitFor,
-  waitForRows,
-  type TestKeys,
-} from './stack.js';
+import { Cleanup, openClient, pgQuery, startServiceFixture, type TestKeys, waitFor, waitForRows } from './stack.js';
 
 const RULES = `
 bucket_definitions:
@@ -63,18 +51,18 @@ let service: FerryService;
 let dir: string;
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_powersync_upload');
-  await pgQuery(url, SOURCE);
-  dir = await tempDir(cleanup);
-  keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, {
+    database: 'ferry_e2e_powersync_upload',
+    source: SOURCE,
+    rules: RULES,
+  });
+  url = fixture.url;
+  service = fixture.service;
+  dir = fixture.dir;
+  keys = fixture.keys;
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 /** Applies the client's CRUD transactions to Postgres directly, one SQL transaction each. */
 function uploadingConnector(pool: pg.Pool, uploads: { ops: number }) {

@@ -5,20 +5,16 @@
  */
 import { column, Schema, Table } from '@ferry/client';
 import type { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
   openClient,
   pgQuery,
-  startService,
-  tempDir,
-  waitFor,
-  waitForRows,
+  startServiceFixture,
   type TestClient,
   type TestKeys,
+  waitFor,
+  waitForRows,
 } from './stack.js';
 
 const RULES = `
@@ -79,12 +75,11 @@ async function expectInSync(client: TestClient, user: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_read');
-  await pgQuery(url, SOURCE);
-  dir = await tempDir(cleanup);
-  keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, { database: 'ferry_e2e_read', source: SOURCE, rules: RULES });
+  url = fixture.url;
+  service = fixture.service;
+  dir = fixture.dir;
+  keys = fixture.keys;
   const open = (user: string) =>
     openClient({ cleanup, dir, schema, name: user, endpoint: () => service.url, token: () => keys.token(user) });
   alice = await open('alice');
@@ -93,10 +88,7 @@ beforeAll(async () => {
   await bob.db.waitForFirstSync();
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 describe('read path', () => {
   it('completes a first sync with exactly the rows the rules grant each user', async () => {

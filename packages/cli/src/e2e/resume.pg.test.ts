@@ -6,23 +6,19 @@
  */
 import { column, Schema, Table } from '@ferry/client';
 import { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../embedded-postgres.js';
 import {
   Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
   openClient,
   pgQuery,
   serviceConfig,
   slotNameFor,
-  startService,
-  tempDir,
-  waitFor,
-  waitForRows,
+  startServiceFixture,
   type TestClient,
   type TestKeys,
+  waitFor,
+  waitForRows,
 } from './stack.js';
 
 const RULES = `
@@ -87,13 +83,17 @@ async function storageCounts(): Promise<StorageCounts> {
 }
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_resume');
-  await pgQuery(url, SOURCE);
-  const dir = await tempDir(cleanup);
-  keys = await createTestKeys(dir);
   port = await freePort();
-  service = await startService({ databaseUrl: url, rules: RULES, keys, port });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, {
+    database: 'ferry_e2e_resume',
+    source: SOURCE,
+    rules: RULES,
+    port,
+  });
+  url = fixture.url;
+  service = fixture.service;
+  const dir = fixture.dir;
+  keys = fixture.keys;
   client = await openClient({
     cleanup,
     dir,
@@ -105,10 +105,7 @@ beforeAll(async () => {
   await waitForRows(client.db, TODOS, await serverTodos());
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 describe('after a service restart', () => {
   it('the client resumes from its positions and the replicator from its slot', async () => {
@@ -141,6 +138,7 @@ describe('after a service restart', () => {
     service = await FerryService.start(serviceConfig({ databaseUrl: url, rules: RULES, keys, port }), {
       processMetrics: false,
     });
+    cleanup.add(() => service.stop());
     expect(service.port).toBe(port);
 
     await pgQuery(url, `INSERT INTO todos VALUES ('up1', 'u1', 'after restart')`);

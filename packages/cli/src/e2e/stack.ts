@@ -13,6 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createTestDatabase } from '@ferry/test-utils';
 import pg from 'pg';
 import { loadOrCreateDevKey, signDevToken, type DevKey } from '../dev-keys.js';
 
@@ -189,6 +190,55 @@ export async function startService(setup: ServiceSetup): Promise<FerryService> {
     throw error;
   }
   return service;
+}
+
+/** What a service-backed e2e file works against. */
+export interface ServiceFixture {
+  /** Its own database on the run's Postgres. */
+  url: string;
+  /** A temp dir (client databases, keys), removed by the cleanup. */
+  dir: string;
+  keys: TestKeys;
+  /** The running service; stopped by the cleanup (reassign it if a test restarts the service). */
+  service: FerryService;
+}
+
+/**
+ * The lifecycle every service-backed e2e file shares: a fresh database with
+ * `source` run in it (then `beforeService`, e.g. rows the snapshot must copy),
+ * a temp dir, dev keys and a ready service. Everything is undone by
+ * `cleanup.run()`: the service stops, and the database's inactive
+ * replication slots are dropped last, since all files share one Postgres.
+ */
+export async function startServiceFixture(
+  cleanup: Cleanup,
+  options: {
+    database: string;
+    source: string;
+    rules: string;
+    port?: number;
+    beforeService?: (url: string) => Promise<void>;
+  },
+): Promise<ServiceFixture> {
+  const url = await createTestDatabase(options.database);
+  cleanup.add(() => dropInactiveSlots(url));
+  await pgQuery(url, options.source);
+  await options.beforeService?.(url);
+  const dir = await tempDir(cleanup);
+  const keys = await createTestKeys(dir);
+  const fixture: ServiceFixture = {
+    url,
+    dir,
+    keys,
+    service: await startService({
+      databaseUrl: url,
+      rules: options.rules,
+      keys,
+      ...(options.port === undefined ? {} : { port: options.port }),
+    }),
+  };
+  cleanup.add(() => fixture.service.stop());
+  return fixture;
 }
 
 // ── observing the sync traffic ─────────────────────────────────────────────

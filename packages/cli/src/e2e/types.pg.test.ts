@@ -7,20 +7,9 @@
  */
 import { column, Schema, Table } from '@ferry/client';
 import type { FerryService } from '@ferry/service';
-import { createTestDatabase } from '@ferry/test-utils';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  Cleanup,
-  createTestKeys,
-  dropInactiveSlots,
-  openClient,
-  pgQuery,
-  startService,
-  tempDir,
-  waitForRows,
-  type TestClient,
-} from './stack.js';
+import { Cleanup, openClient, pgQuery, startServiceFixture, type TestClient, waitForRows } from './stack.js';
 
 const RULES = `
 bucket_definitions:
@@ -110,14 +99,20 @@ async function insertRow(id: string, timeZone: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  url = await createTestDatabase('ferry_e2e_types');
-  await pgQuery(url, SOURCE);
-  // Copied by the initial snapshot; '2024-01-15 08:00:00' read in Tokyo (+09) = 23:00 UTC the day before.
-  await insertRow('snapshot', 'Asia/Tokyo');
-  const dir = await tempDir(cleanup);
-  const keys = await createTestKeys(dir);
-  service = await startService({ databaseUrl: url, rules: RULES, keys });
-  cleanup.add(() => service.stop());
+  const fixture = await startServiceFixture(cleanup, {
+    database: 'ferry_e2e_types',
+    source: SOURCE,
+    rules: RULES,
+    beforeService: async (databaseUrl) => {
+      url = databaseUrl; // insertRow needs it before the fixture returns
+      // Copied by the initial snapshot; '2024-01-15 08:00:00' read in Tokyo (+09) = 23:00 UTC the day before.
+      await insertRow('snapshot', 'Asia/Tokyo');
+    },
+  });
+  url = fixture.url;
+  service = fixture.service;
+  const dir = fixture.dir;
+  const keys = fixture.keys;
   client = await openClient({ cleanup, dir, schema, endpoint: () => service.url, token: () => keys.token('u1') });
   await client.db.waitForFirstSync();
   // Streamed from the WAL, inserted in the same zone so both rows must map identically.
@@ -125,10 +120,7 @@ beforeAll(async () => {
   await waitForRows(client.db, 'SELECT id FROM typed ORDER BY id', [{ id: 'snapshot' }, { id: 'streamed' }]);
 });
 
-afterAll(async () => {
-  await cleanup.run();
-  if (url) await dropInactiveSlots(url);
-});
+afterAll(() => cleanup.run());
 
 /** What Postgres itself prints for json/jsonb: the client must hold exactly this text. */
 async function postgresText(columnName: string): Promise<string> {
