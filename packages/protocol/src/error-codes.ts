@@ -3,6 +3,7 @@
  * side `S` for the service (and the tools around it), `C` for client SDKs.
  * Ranges: 1xxx configuration and sync rules, 2xxx authentication,
  * 3xxx replication, 4xxx requests and the sync stream, 5xxx storage,
+ * 6xxx per-op answers of the write API,
  * 9xxx internal. A code never changes meaning once released.
  *
  * Each entry documents what happened and what to do; `docs/errors.md` is
@@ -24,6 +25,10 @@ export const ERROR_CODES = {
   FERRY_S1103: { status: 500, title: 'Unsupported sync rules construct' },
   /** A sync rules query references something that does not exist (bucket parameter, function). */
   FERRY_S1104: { status: 500, title: 'Invalid sync rules reference' },
+  /** The write rules file is not valid YAML or has the wrong shape. Fix it at the reported line. */
+  FERRY_S1201: { status: 500, title: 'Invalid write rules file' },
+  /** The write rules name a table or column that does not exist in Postgres (or a table without an `id` column). */
+  FERRY_S1202: { status: 500, title: 'Write rules reference unknown schema' },
 
   // ── authentication ───────────────────────────────────────────────────────
   /** No token was sent. Send `Authorization: Token <jwt>` (or `Bearer`). */
@@ -71,6 +76,26 @@ export const ERROR_CODES = {
   /** Bucket storage could not be read or written; the operation is retried. */
   FERRY_S5001: { status: 503, title: 'Storage unavailable' },
 
+  // ── writes (per-op answers of the write API) ─────────────────────────────
+  /** The write rules do not allow this operation (insert, update or delete) on this table for this token. */
+  FERRY_S6001: { status: 403, title: 'Write not allowed' },
+  /** The op sets a column the write rules do not make writable. */
+  FERRY_S6002: { status: 403, title: 'Column not writable' },
+  /** The op changes a column the write rules declare immutable. */
+  FERRY_S6003: { status: 403, title: 'Immutable column changed' },
+  /** The row is not one this token may write (owner or row condition of the write rules). */
+  FERRY_S6004: { status: 403, title: 'Row not writable' },
+  /** Postgres refused the value (type, NOT NULL, foreign key, unique or check constraint). The message says which. */
+  FERRY_S6005: { status: 422, title: 'Value rejected' },
+  /** Another op of the same transaction was rejected, so none of the transaction was applied. */
+  FERRY_S6006: { status: 409, title: 'Transaction aborted' },
+  /** The op names a table or column that is not in the write rules or not in Postgres. */
+  FERRY_S6007: { status: 400, title: 'Unknown table or column' },
+  /** A transient database error (serialization failure, deadlock, lost connection). Retry later; nothing was applied. */
+  FERRY_S6008: { status: 503, title: 'Write temporarily failed' },
+  /** The op is malformed (missing id, data on a DELETE, bad HLC stamp). */
+  FERRY_S6009: { status: 400, title: 'Malformed op' },
+
   // ── internal ─────────────────────────────────────────────────────────────
   /** An unexpected internal error. This is a bug: please report it with the log line. */
   FERRY_S9001: { status: 500, title: 'Internal error' },
@@ -92,6 +117,10 @@ export const ERROR_CODES = {
   FERRY_C1007: { status: 0, title: 'No result' },
   /** The sync service answered with a server error (5xx) or could not be reached; the client retries with backoff. */
   FERRY_C1008: { status: 0, title: 'Sync service unavailable' },
+  /** The connector's `uploadData()` failed (network error, 5xx, or it threw). Nothing is dropped; the upload is retried with backoff. */
+  FERRY_C1009: { status: 0, title: 'Upload failed' },
+  /** The server rejected a local write. The op left the queue, the row returned to the server's state, and the reason is in `ferry_rejections`. */
+  FERRY_C1010: { status: 0, title: 'Write rejected' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

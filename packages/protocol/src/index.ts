@@ -9,3 +9,5 @@ export * from './error-codes.js';
 export * from './errors.js';
 export * from './error-docs.js';
 export * from './hlc.js';
+export * from './write.js';
+export * from './json-exact.js';
