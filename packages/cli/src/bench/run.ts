@@ -25,6 +25,7 @@ import { metric, renderTable, writeResults, type MetricResult } from './harness.
 import { initialSyncScenario } from './initial-sync-scenario.js';
 import { lagScenario } from './lag-scenario.js';
 import { localQueryScenario } from './local-query-scenario.js';
+import { localWriteScenario } from './local-write-scenario.js';
 import { replicationScenario } from './replication-scenario.js';
 import { selectScenarios } from './select-scenarios.js';
 import { snapshotScenario } from './snapshot-scenario.js';
@@ -36,6 +37,7 @@ const SCENARIOS: readonly Scenario[] = [
   lagScenario,
   fanoutScenario,
   localQueryScenario,
+  localWriteScenario,
 ];
 
 function errorText(error: unknown): string {
