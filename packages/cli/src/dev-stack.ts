@@ -7,7 +7,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres
 import { runMigrations } from './migrate.js';
 
 export interface DevStackOptions {
-  /** Project folder with `migrations/` and `sync-rules.yaml`. */
+  /** Project folder with `migrations/`, `sync-rules.yaml` and (optional) `write-rules.yaml`. */
   projectDir: string;
   /** Where Ferry keeps dev state (Postgres data, dev key). Default `<projectDir>/.ferry`. */
   stateDir?: string;
@@ -35,7 +35,8 @@ export interface DevStack {
 /**
  * Starts what `ferry dev` runs: an embedded PostgreSQL 18 with
  * `wal_level=logical` (data under `.ferry/pg`), the project's migrations,
- * and the service trusting a generated Ed25519 dev key.
+ * and the service trusting a generated Ed25519 dev key, with the write API
+ * on when the project has `write-rules.yaml`.
  */
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
   const projectDir = path.resolve(options.projectDir);
@@ -46,6 +47,8 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       `no sync rules at ${rulesFile}: ferry dev expects sync-rules.yaml (and migrations/*.sql) in the project folder`,
     );
   }
+  const writeRulesFile = path.join(projectDir, 'write-rules.yaml');
+  const writeRules = existsSync(writeRulesFile) ? { write_rules: { path: writeRulesFile } } : {};
   const database = options.database ?? 'ferry';
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(stateDir, 'pg'), port: options.pgPort ?? 0 });
   try {
@@ -56,6 +59,7 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     const configText = JSON.stringify({
       replication: { connection: databaseUrl },
       sync_rules: { content: await readFile(rulesFile, 'utf8') },
+      ...writeRules,
       client_auth: { audience: [DEV_AUDIENCE], jwks: { keys: [devKey.publicJwk] } },
       api: { host: '127.0.0.1', port: options.port ?? 8080 },
       log_level: options.logLevel ?? 'info',

@@ -45,7 +45,11 @@ export interface BenchContext {
   /** Services started through this context (their log tails are printed when a scenario fails). */
   readonly services: StartedService[];
   /** Starts the service on `db` with `rulesYaml`; resolves once `/ready`. */
-  startService(db: BenchDatabase, rulesYaml: string, options?: { readyTimeoutMs?: number }): Promise<StartedService>;
+  startService(
+    db: BenchDatabase,
+    rulesYaml: string,
+    options?: { readyTimeoutMs?: number; writeRulesYaml?: string },
+  ): Promise<StartedService>;
 }
 
 /** A metric a scenario promises, so a failure can be reported against it. */
@@ -128,6 +132,7 @@ export function createBenchContext(options: {
         devKey,
         slotName: `${db.name}_slot`.slice(0, 63),
         ...(serviceOptions.readyTimeoutMs === undefined ? {} : { readyTimeoutMs: serviceOptions.readyTimeoutMs }),
+        ...(serviceOptions.writeRulesYaml === undefined ? {} : { writeRulesYaml: serviceOptions.writeRulesYaml }),
       });
       ctx.services.push(service);
       return service;

@@ -19,6 +19,8 @@ export interface ServiceProcessOptions {
   /** Source database (bucket storage lives in its `ferry` schema). */
   databaseUrl: string;
   rulesYaml: string;
+  /** Write rules (the write API answers 404 without them). */
+  writeRulesYaml?: string;
   devKey: DevKey;
   /** Replication slot name; slots are cluster-wide, so one per scenario. */
   slotName: string;
@@ -63,10 +65,13 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const rulesFile = path.join(options.dir, 'sync-rules.yaml');
   const configFile = path.join(options.dir, 'ferry.yaml');
   await writeFile(rulesFile, options.rulesYaml);
+  const writeRulesFile = path.join(options.dir, 'write-rules.yaml');
+  if (options.writeRulesYaml !== undefined) await writeFile(writeRulesFile, options.writeRulesYaml);
   // JSON is YAML; the config format is packages/service/src/config/schema.ts.
   const config = {
     replication: { connection: options.databaseUrl, slot_name: options.slotName },
     sync_rules: { path: rulesFile },
+    ...(options.writeRulesYaml === undefined ? {} : { write_rules: { path: writeRulesFile } }),
     client_auth: { audience: [DEV_AUDIENCE], jwks: { keys: [options.devKey.publicJwk] } },
     api: { host: '127.0.0.1', port },
     log_level: 'warn',

@@ -144,6 +144,8 @@ export async function createTestKeys(dir: string): Promise<TestKeys> {
 export interface ServiceSetup {
   databaseUrl: string;
   rules: string;
+  /** Write rules YAML (`write_rules.content`); without it the write API answers 404. */
+  writeRules?: string;
   keys: TestKeys;
   /** 0 = any free port. */
   port?: number;
@@ -159,6 +161,7 @@ export function rawServiceConfig(
   return {
     replication: { connection: setup.databaseUrl, slot_name: slotNameFor(setup.databaseUrl) },
     sync_rules: typeof setup.rules === 'string' ? { content: setup.rules } : { path: setup.rules.path },
+    ...(setup.writeRules === undefined ? {} : { write_rules: { content: setup.writeRules } }),
     client_auth: { audience: [TEST_AUDIENCE], jwks: setup.keys.jwks },
     api: { host: '127.0.0.1', port: setup.port ?? 0 },
     log_level: setup.logLevel ?? (process.env['FERRY_DEBUG'] ? 'debug' : 'warn'),
@@ -216,6 +219,7 @@ export async function startServiceFixture(
     database: string;
     source: string;
     rules: string;
+    writeRules?: string;
     port?: number;
     beforeService?: (url: string) => Promise<void>;
   },
@@ -234,6 +238,7 @@ export async function startServiceFixture(
       databaseUrl: url,
       rules: options.rules,
       keys,
+      ...(options.writeRules === undefined ? {} : { writeRules: options.writeRules }),
       ...(options.port === undefined ? {} : { port: options.port }),
     }),
   };
