@@ -1,6 +1,7 @@
 import { FerryError, normalizeChecksum, type BucketChecksum } from '@ferry/protocol';
 import type { SqliteConnection } from './driver.js';
 import { OPLOG_ROW_INDEX_DDL } from './internal-tables.js';
+import { acknowledgeOverlay, hasLocalOps, markLocalRowsDirty, replayLocalOps } from './overlay.js';
 import { quoteIdentifier, type ResolvedTable } from './schema.js';
 
 /** A bucket the client holds and where to resume it. */
@@ -257,12 +258,24 @@ export class BucketStore {
    * when some row was written twice (held by several buckets, or already
    * present); otherwise the index may still be missing afterwards (see
    * {@link beginCheckpoint}) and {@link ensureRowIndex} builds it.
+   *
+   * Local writes (guarantee 2): overlay ops acknowledged by the
+   * checkpoint's `writeCheckpoint` leave the overlay first and their rows
+   * are rebuilt from server state; every pending row the apply writes gets
+   * its overlay and queued ops re-applied on top, in this transaction, so
+   * no reader ever sees a local write revert. With no local op at all
+   * (checked once) none of this costs anything.
    */
   async applyDirty(
     conn: SqliteConnection,
     tables: readonly ResolvedTable[],
     counts: ReadonlyMap<string, number>,
+    options: { writeCheckpoint?: string | null } = {},
   ): Promise<Set<string>> {
+    let local = await hasLocalOps(conn);
+    if (local && options.writeCheckpoint != null) {
+      if ((await acknowledgeOverlay(conn, options.writeCheckpoint)) > 0) local = await hasLocalOps(conn);
+    }
     const fresh = (await conn.execute(`SELECT 1 AS x FROM ferry_buckets WHERE fresh = 1 LIMIT 1`)).rows.length > 0;
     let whole = false;
     if (fresh) {
@@ -270,6 +283,8 @@ export class BucketStore {
         `SELECT 1 AS x FROM ferry_buckets b WHERE b.fresh = 0 AND EXISTS (SELECT 1 FROM ferry_oplog o WHERE o.bucket = b.id) LIMIT 1`,
       );
       whole = applied.rows.length === 0;
+      // The one-pass apply writes every row of the oplog: rows with local ops become dirty, to be rebuilt.
+      if (whole && local) await markLocalRowsDirty(conn);
       if (!whole) {
         await conn.execute(
           `INSERT OR IGNORE INTO ferry_dirty (row_type, row_id)
@@ -308,6 +323,7 @@ export class BucketStore {
       }
       if (upserted > 0) changed.add(table.name);
     }
+    if (dirty && local) for (const table of await replayLocalOps(conn, tables)) changed.add(table);
     if (dirty) await conn.execute(`DELETE FROM ferry_dirty`);
     if (fresh) await conn.execute(`UPDATE ferry_buckets SET fresh = 0 WHERE fresh = 1`);
     if (counts.size > 0) {
@@ -365,7 +381,7 @@ export class BucketStore {
     return { downloadedOps, totalOps };
   }
 
-  /** Deletes all sync state (oplog, buckets, dirty marks). */
+  /** Deletes all sync state (oplog, buckets, dirty marks). The overlay and rejections are the caller's. */
   async clear(conn: SqliteConnection): Promise<void> {
     await conn.execute(`DELETE FROM ferry_oplog`);
     await conn.execute(`DELETE FROM ferry_buckets`);

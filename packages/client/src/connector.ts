@@ -1,3 +1,5 @@
+import type { FerryDatabase } from './ferry-database.js';
+
 /** Where and as whom to sync. */
 export interface FerryCredentials {
   /** Base URL of the Ferry (or PowerSync-compatible) service, e.g. `https://sync.example.com`. */
@@ -18,4 +20,23 @@ export interface FerryConnector {
   fetchCredentials(): Promise<FerryCredentials | null>;
   /** Called when the service rejected the last credentials (or they expired); drop any cached token. */
   invalidateCredentials?(): void;
+  /**
+   * Uploads queued local writes: read them with `db.getCrudBatch()` /
+   * `db.getNextCrudTransaction()`, send them to the backend, and settle
+   * each batch with `complete()` (applied), `complete({ rejected })` (some
+   * rejected, with the server's reasons) or `complete({ through })` (only a
+   * prefix handled). Called by the sync loop while connected, whenever the
+   * queue is non-empty. Throwing (or returning without settling anything)
+   * counts as a failure: nothing is dropped, the loop retries with jittered
+   * backoff, forever. Omit it for read-only apps.
+   *
+   * `signal` aborts when the database disconnects: stop and abandon
+   * in-flight requests (unsettled ops stay queued).
+   */
+  uploadData?(db: FerryDatabase, options?: UploadDataOptions): Promise<void>;
+}
+
+export interface UploadDataOptions {
+  /** Aborts when the sync loop stops (disconnect, close). */
+  signal?: AbortSignal;
 }

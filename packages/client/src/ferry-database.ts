@@ -1,6 +1,22 @@
 import { FerryError } from '@ferry/protocol';
 import { BucketStore } from './bucket-store.js';
 import type { FerryConnector } from './connector.js';
+import {
+  moveToOverlay,
+  OVERLAY_TABLE_DDL,
+  overlayAwaitingCheckpoint,
+  rebuildRows,
+  rowsWithLocalOps,
+  setOverlayCheckpoint,
+} from './overlay.js';
+import {
+  clearRejections,
+  readRejections,
+  recordRejections,
+  REJECTIONS_TABLE,
+  REJECTIONS_TABLE_DDL,
+  type RejectedWrite,
+} from './rejections.js';
 import type { SqliteConnection, SqliteDriver, SqliteParam, SqliteQueryResult } from './driver.js';
 import {
   BATCH_TABLE_DDL,
@@ -20,10 +36,12 @@ import {
   readQueuedOps,
   stampPendingOps,
   withCrudSuppressed,
+  type CompleteOptions,
   type CrudBatch,
   type CrudEntry,
   type CrudTransaction,
 } from './upload-queue.js';
+import { UploadLoop, type UploadHost } from './upload-loop.js';
 import { silentLogger, type FerryLogger } from './logger.js';
 import { Mutex } from './mutex.js';
 import { quoteIdentifier, type ResolvedTable, type Schema } from './schema.js';
@@ -68,7 +86,10 @@ export interface WatchCallbacks<T> extends WatchOptions {
 }
 
 export interface ChangeEvent {
-  /** Tables changed by one committed transaction or applied checkpoint (Ferry's internal tables are never listed). */
+  /**
+   * Tables changed by one committed transaction or applied checkpoint.
+   * Ferry's internal tables are never listed, except `ferry_rejections`.
+   */
   changedTables: string[];
 }
 
@@ -106,6 +127,7 @@ export class FerryDatabase {
   private status: SyncStatus = INITIAL_STATUS;
   private initialized: Promise<void> | null = null;
   private sync: SyncClient | null = null;
+  private uploads: UploadLoop | null = null;
   private closed = false;
   private cachedClientId: string | null = null;
   private firstSyncWaiters = new Set<() => void>();
@@ -146,11 +168,14 @@ export class FerryDatabase {
         );
       }
       for (const ddl of INTERNAL_TABLES_DDL) await conn.execute(ddl);
-      for (const ddl of CRUD_TABLE_DDL) await conn.execute(ddl);
+      for (const ddl of [...CRUD_TABLE_DDL, ...OVERLAY_TABLE_DDL, ...REJECTIONS_TABLE_DDL]) await conn.execute(ddl);
       if (format !== FORMAT_VERSION) await this.setKv(conn, KV_FORMAT, FORMAT_VERSION);
       // Filling tables from kept row data is not a local write: no queue triggers meanwhile.
       await dropCrudTriggers(conn);
       const tables = await applySchema(conn, this.schema, this.store);
+      // Refilled from kept row data = server state: pending local writes go back on top.
+      const pendingRows = await rowsWithLocalOps(conn, [...tables]);
+      if (pendingRows.length > 0) await rebuildRows(conn, this.schema.resolved, pendingRows);
       await installCrudTriggers(conn, this.schema.resolved);
       const queue = await queueSummary(conn);
       this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
@@ -246,10 +271,10 @@ export class FerryDatabase {
    *
    * Writes to synced tables are queued for upload (see
    * {@link getCrudBatch}) in the same transaction, all under one
-   * transaction id. The queue is drained by the app (getCrudBatch /
-   * getNextCrudTransaction) until the sync loop uploads it itself; until
-   * rebase exists, a later checkpoint touching a written row overwrites the
-   * local value.
+   * transaction id, and stay visible until the server's data reflects them
+   * (downloaded checkpoints apply underneath, the write is re-applied on
+   * top) or the server rejects them. While connected, the sync loop uploads
+   * them through the connector's `uploadData`.
    */
   async writeTransaction<T>(fn: (tx: QueryContext) => Promise<T>): Promise<T> {
     await this.ready();
@@ -265,6 +290,7 @@ export class FerryDatabase {
         pendingCount: this.status.pendingCount + queued,
         oldestPendingAt: this.status.oldestPendingAt ?? new Date(now),
       });
+      this.uploads?.trigger();
     }
     this.changes.emit(written.tables, written.unknown);
     return result;
@@ -273,17 +299,23 @@ export class FerryDatabase {
   // ── upload queue ──────────────────────────────────────────────────────────
 
   /**
-   * The first `limit` queued local writes, oldest first (possibly part of a
-   * transaction), or null when the queue is empty. `complete()` removes them.
+   * The first `limit` queued local writes, oldest first, or null when the
+   * queue is empty. The last transaction may be cut, unless
+   * `wholeTransactions` is set: then fewer ops come so that every
+   * transaction is whole (a first transaction larger than `limit` comes
+   * whole, alone). `complete()` settles them (see {@link CompleteOptions}).
    */
-  async getCrudBatch(limit = 100): Promise<CrudBatch | null> {
+  async getCrudBatch(limit = 100, options: { wholeTransactions?: boolean } = {}): Promise<CrudBatch | null> {
     await this.ready();
     const { entries, haveMore } = await this.writeMutex.run(async () => {
       this.assertOpen();
-      return readQueuedOps(this.driver.writer, { limit: Math.max(1, Math.floor(limit)) });
+      return readQueuedOps(this.driver.writer, {
+        limit: Math.max(1, Math.floor(limit)),
+        wholeTransactions: options.wholeTransactions === true,
+      });
     });
     if (entries.length === 0) return null;
-    return { crud: entries, haveMore, complete: () => this.completeOps(entries) };
+    return { crud: entries, haveMore, complete: (settled) => this.completeOps(entries, settled) };
   }
 
   /** The ops of the oldest queued local transaction, or null when the queue is empty. */
@@ -294,19 +326,81 @@ export class FerryDatabase {
       return readQueuedOps(this.driver.writer, { firstTransaction: true });
     });
     if (entries.length === 0) return null;
-    return { crud: entries, transactionId: entries[0]!.transactionId, complete: () => this.completeOps(entries) };
+    return {
+      crud: entries,
+      transactionId: entries[0]!.transactionId,
+      complete: (settled) => this.completeOps(entries, settled),
+    };
   }
 
-  private async completeOps(entries: readonly CrudEntry[]): Promise<void> {
+  /**
+   * Settles handled ops in one transaction: applied ones move to the
+   * overlay, rejected ones to `ferry_rejections` with their rows rebuilt
+   * from server state (plus the pending ops still on them).
+   */
+  private async completeOps(entries: readonly CrudEntry[], options: CompleteOptions = {}): Promise<void> {
     await this.ready();
-    const queue = await this.writeLocked(async (conn) => {
-      await conn.executeBatch(
-        `DELETE FROM ferry_crud WHERE id = ?`,
-        entries.map((e) => [e.clientId]),
-      );
-      return queueSummary(conn);
-    });
+    let handled: readonly CrudEntry[] = entries;
+    if (options.through !== undefined) {
+      const through = options.through.clientId;
+      const at = entries.findIndex((e) => e.clientId === through);
+      if (at < 0) throw new RangeError('complete({ through }): that entry is not part of this batch');
+      handled = entries.slice(0, at + 1);
+    }
+    const handledIds = new Set(handled.map((e) => e.clientId));
+    const rejected = options.rejected ?? [];
+    for (const r of rejected) {
+      if (!handledIds.has(r.op.clientId)) {
+        throw new RangeError('complete({ rejected }): every rejected op must be a handled entry of this batch');
+      }
+    }
+    const rejectedIds = new Set(rejected.map((r) => r.op.clientId));
+    const applied = handled.filter((e) => !rejectedIds.has(e.clientId)).map((e) => e.clientId);
+    const synced = this.schema.resolved.filter((t) => !t.localOnly);
+    const now = Date.now();
+    const { queue, changed } = await this.writeLocked((conn) =>
+      withCrudSuppressed(conn, async () => {
+        await moveToOverlay(conn, applied, options.writeCheckpoint ?? null);
+        let changed = new Set<string>();
+        if (rejected.length > 0) {
+          changed = await rebuildRows(conn, synced, await recordRejections(conn, rejected, now));
+          changed.add(REJECTIONS_TABLE);
+        }
+        return { queue: await queueSummary(conn), changed };
+      }),
+    );
+    for (const r of rejected) {
+      this.logger.warn('ferry upload: write rejected (FERRY_C1010)', {
+        table: r.op.table,
+        id: r.op.id,
+        op: r.op.op,
+        code: r.code,
+        message: r.message,
+      });
+    }
     this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
+    this.changes.emit(changed);
+    this.uploads?.trigger(); // a write checkpoint for the ops just moved to the overlay
+  }
+
+  // ── rejections ────────────────────────────────────────────────────────────
+
+  /**
+   * Local writes the server rejected, oldest first, with the server's code
+   * and message (also readable and watchable as the table
+   * `ferry_rejections`). They stay until {@link clearRejections}.
+   */
+  async getRejections(): Promise<RejectedWrite[]> {
+    await this.ready();
+    return this.readLocked((conn) => readRejections(conn));
+  }
+
+  /** Deletes the rejections with these ids (all of them without `ids`). Returns how many went. */
+  async clearRejections(ids?: readonly number[]): Promise<number> {
+    await this.ready();
+    const removed = await this.writeLocked((conn) => clearRejections(conn, ids));
+    if (removed > 0) this.changes.emit([REJECTIONS_TABLE]);
+    return removed;
   }
 
   private context(conn: SqliteConnection, written: { tables: Set<string>; unknown: boolean } | null): QueryContext {
@@ -466,14 +560,22 @@ export class FerryDatabase {
       fetchImpl === undefined ? options : { ...options, fetch: fetchImpl },
     );
     this.sync = client;
+    const uploads = new UploadLoop(this.uploadHost(connector), connector, {
+      ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }),
+      ...(options.retryDelay === undefined ? {} : { retryDelay: options.retryDelay }),
+    });
+    this.uploads = uploads;
     client.start();
+    uploads.start();
   }
 
-  /** Stops syncing and waits until the stream is closed. Data stays. */
+  /** Stops syncing (downloads and uploads, aborting requests in flight) and waits until both stopped. Data stays. */
   async disconnect(): Promise<void> {
     const client = this.sync;
+    const uploads = this.uploads;
     this.sync = null;
-    if (client !== null) await client.stop();
+    this.uploads = null;
+    await Promise.all([client?.stop(), uploads?.stop()]);
   }
 
   /**
@@ -489,15 +591,17 @@ export class FerryDatabase {
       await withCrudSuppressed(conn, async () => {
         for (const table of synced) await conn.execute(`DELETE FROM ${quoteIdentifier(table.name)}`);
       });
-      // Queued writes belong to the synced data and client id that go.
+      // Queued, uploaded and rejected writes belong to the synced data and client id that go.
       await conn.execute(`DELETE FROM ferry_crud`);
+      await conn.execute(`DELETE FROM ferry_overlay`);
+      await conn.execute(`DELETE FROM ferry_rejections`);
       await this.store.clear(conn);
       await conn.execute(`DELETE FROM ferry_kv WHERE key IN (?, ?)`, [KV_CLIENT_ID, KV_LAST_SYNCED_AT]);
     });
     this.cachedClientId = null;
     this.status = INITIAL_STATUS;
     this.publishStatus();
-    this.changes.emit(synced.map((t) => t.name));
+    this.changes.emit([...synced.map((t) => t.name), REJECTIONS_TABLE]);
   }
 
   /** Resolves once a checkpoint has been applied (at once if one ever was). Rejects when `signal` aborts. */
@@ -553,6 +657,35 @@ export class FerryDatabase {
       checkpointApplied: () => {
         for (const resolve of this.firstSyncWaiters) resolve();
       },
+    };
+  }
+
+  private uploadHost(connector: FerryConnector): UploadHost {
+    const upload = connector.uploadData;
+    return {
+      logger: this.logger,
+      clientId: () => this.clientId(),
+      setStatus: (patch) => this.setStatus(patch),
+      queueHead: async () => {
+        await this.ready();
+        const { rows } = await this.writeMutex.run(async () => {
+          this.assertOpen();
+          return this.driver.writer.execute(`SELECT min(id) AS id FROM ferry_crud`);
+        });
+        const id = rows[0]?.['id'];
+        return typeof id === 'number' ? id : null;
+      },
+      overlayAwaitingCheckpoint: async () => {
+        await this.ready();
+        return this.writeMutex.run(async () => {
+          this.assertOpen();
+          return overlayAwaitingCheckpoint(this.driver.writer);
+        });
+      },
+      setWriteCheckpoint: async (throughId, writeCheckpoint) => {
+        await this.writeLocked((conn) => setOverlayCheckpoint(conn, throughId, writeCheckpoint));
+      },
+      upload: upload === undefined ? null : (signal) => upload.call(connector, this, { signal }),
     };
   }
 

@@ -12,7 +12,11 @@ export type {
   WatchCallbacks,
   WatchOptions,
 } from './ferry-database.js';
-export type { FerryConnector, FerryCredentials } from './connector.js';
+export type { FerryConnector, FerryCredentials, UploadDataOptions } from './connector.js';
+export { FerryWriteConnector, ferryConnector } from './ferry-write-connector.js';
+export type { FerryWriteConnectorOptions } from './ferry-write-connector.js';
+export { REJECTIONS_TABLE } from './rejections.js';
+export type { RejectedOp, RejectedWrite } from './rejections.js';
 export type { SyncOptions } from './sync-client.js';
 export type { DataFlowStatus, DownloadProgress, SyncStatus } from './sync-status.js';
 export { retryDelay } from './backoff.js';
@@ -22,4 +26,4 @@ export type { FerryLogger } from './logger.js';
 export { TableUsageAnalyzer } from './table-usage.js';
 export type { TableUsage } from './table-usage.js';
 export { Mutex } from './mutex.js';
-export type { CrudBatch, CrudEntry, CrudOp, CrudTransaction } from './upload-queue.js';
+export type { CompleteOptions, CrudBatch, CrudEntry, CrudOp, CrudTransaction } from './upload-queue.js';

@@ -50,6 +50,8 @@ type StreamEnd = 'ended' | 'reconnect';
 interface TargetCheckpoint {
   lastOpId: string;
   buckets: Map<string, BucketChecksum>;
+  /** The highest write checkpoint of this client the service has replicated past, if it said. */
+  writeCheckpoint: string | null;
 }
 
 const DATA_PREFIX = '{"data":';
@@ -342,7 +344,11 @@ class StreamSession {
   private async handleControl(message: SyncLine): Promise<StreamEnd | undefined> {
     if ('checkpoint' in message) {
       const { checkpoint } = message;
-      this.target = { lastOpId: checkpoint.last_op_id, buckets: new Map(checkpoint.buckets.map((b) => [b.bucket, b])) };
+      this.target = {
+        lastOpId: checkpoint.last_op_id,
+        buckets: new Map(checkpoint.buckets.map((b) => [b.bucket, b])),
+        writeCheckpoint: checkpoint.write_checkpoint ?? null,
+      };
       await this.updateBuckets({ keep: [...this.target.buckets.keys()] });
       return undefined;
     }
@@ -352,6 +358,7 @@ class StreamSession {
       for (const bucket of diff.updated_buckets) this.target.buckets.set(bucket.bucket, bucket);
       for (const name of diff.removed_buckets) this.target.buckets.delete(name);
       this.target.lastOpId = diff.last_op_id;
+      if (diff.write_checkpoint != null) this.target.writeCheckpoint = diff.write_checkpoint;
       await this.updateBuckets({ remove: diff.removed_buckets });
       return undefined;
     }
@@ -412,7 +419,9 @@ class StreamSession {
         );
         return { mismatches, changed: new Set<string>() };
       }
-      const changed = await this.host.store.applyDirty(conn, tables, new Map(buckets.map((b) => [b.bucket, b.count])));
+      const changed = await this.host.store.applyDirty(conn, tables, new Map(buckets.map((b) => [b.bucket, b.count])), {
+        writeCheckpoint: target.writeCheckpoint,
+      });
       await conn.execute(`INSERT OR REPLACE INTO ferry_kv (key, value) VALUES ('last_synced_at', ?)`, [
         now.toISOString(),
       ]);

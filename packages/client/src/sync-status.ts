@@ -31,8 +31,15 @@ export interface SyncStatus {
   readonly dataFlowStatus: DataFlowStatus;
   /** The last download error (a `FerryError` with a code when Ferry knows why); cleared by the next applied checkpoint. */
   readonly downloadError?: Error;
-  /** Local writes are being uploaded by the sync loop. The loop does not upload yet, so this stays false. */
+  /** The sync loop is running the connector's `uploadData()`. */
   readonly uploading: boolean;
+  /**
+   * The last upload failure (`FERRY_C1009`, the connector's error as `cause`):
+   * `uploadData()` threw or made no progress, or no write checkpoint could be
+   * obtained. Nothing is dropped; the loop retries with backoff. Cleared by the
+   * next successful upload.
+   */
+  readonly lastUploadError?: Error;
   /** Local writes (ops) queued for upload. */
   readonly pendingCount: number;
   /** When the oldest queued op was written, or null when the queue is empty. */
@@ -63,12 +70,17 @@ export type SyncStatusPatch = {
   downloadError?: Error | undefined;
   pendingCount?: number;
   oldestPendingAt?: Date | null;
+  uploading?: boolean;
+  /** `undefined` clears the error. */
+  uploadError?: Error | undefined;
 };
 
 /** A new snapshot with `patch` applied, or `status` itself when nothing changed. */
 export function patchStatus(status: SyncStatus, patch: SyncStatusPatch): SyncStatus {
   const downloading = patch.downloading ?? status.downloading;
   const downloadError = 'downloadError' in patch ? patch.downloadError : status.downloadError;
+  const uploading = patch.uploading ?? status.uploading;
+  const uploadError = 'uploadError' in patch ? patch.uploadError : status.lastUploadError;
   const next: SyncStatus = {
     connected: patch.connected ?? status.connected,
     connecting: patch.connecting ?? status.connecting,
@@ -78,11 +90,13 @@ export function patchStatus(status: SyncStatus, patch: SyncStatusPatch): SyncSta
     hasSynced: patch.hasSynced ?? status.hasSynced,
     dataFlowStatus: {
       downloading,
-      uploading: status.dataFlowStatus.uploading,
+      uploading,
       ...(downloadError === undefined ? {} : { downloadError }),
+      ...(uploadError === undefined ? {} : { uploadError }),
     },
     ...(downloadError === undefined ? {} : { downloadError }),
-    uploading: status.uploading,
+    uploading,
+    ...(uploadError === undefined ? {} : { lastUploadError: uploadError }),
     pendingCount: patch.pendingCount ?? status.pendingCount,
     oldestPendingAt: patch.oldestPendingAt === undefined ? status.oldestPendingAt : patch.oldestPendingAt,
   };
@@ -101,6 +115,7 @@ function sameStatus(a: SyncStatus, b: SyncStatus): boolean {
     a.hasSynced === b.hasSynced &&
     a.downloadError === b.downloadError &&
     a.uploading === b.uploading &&
+    a.lastUploadError === b.lastUploadError &&
     a.pendingCount === b.pendingCount &&
     a.oldestPendingAt?.getTime() === b.oldestPendingAt?.getTime()
   );

@@ -1,6 +1,9 @@
+/** Ferry tables apps read and watch (the others are never reported). */
+const PUBLIC_INTERNAL_TABLES: ReadonlySet<string> = new Set(['ferry_rejections']);
+
 /** A batch of committed changes. */
 export interface TableChange {
-  /** Names of the tables written (never Ferry's internal `ferry_` tables). */
+  /** Names of the tables written (never Ferry's internal `ferry_` tables, except `ferry_rejections`). */
   readonly tables: ReadonlySet<string>;
   /** The writer could not tell which tables changed (e.g. DDL): assume any. */
   readonly unknown: boolean;
@@ -19,10 +22,16 @@ export class TableChangeEmitter {
     };
   }
 
-  /** Reports a committed change. Internal tables are dropped; an empty, known change is not reported. */
+  /**
+   * Reports a committed change. Internal tables are dropped (except the
+   * public ones, e.g. `ferry_rejections`); an empty, known change is not reported.
+   */
   emit(tables: Iterable<string>, unknown = false): void {
     const visible = new Set<string>();
-    for (const table of tables) if (!table.toLowerCase().startsWith('ferry_')) visible.add(table);
+    for (const table of tables) {
+      const lower = table.toLowerCase();
+      if (!lower.startsWith('ferry_') || PUBLIC_INTERNAL_TABLES.has(lower)) visible.add(table);
+    }
     if (visible.size === 0 && !unknown) return;
     const change: TableChange = { tables: visible, unknown };
     for (const listener of this.listeners) listener(change);

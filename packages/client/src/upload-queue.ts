@@ -1,5 +1,6 @@
 import { decodeHlc, encodeHlc, HLC_MAX_COUNTER, hlcNow, type Hlc, type SqliteValue } from '@ferry/protocol';
 import type { SqliteConnection, SqliteParam } from './driver.js';
+import type { RejectedOp } from './rejections.js';
 import { quoteIdentifier, type ResolvedTable } from './schema.js';
 
 /**
@@ -57,19 +58,48 @@ export interface CrudEntry {
   readonly hlc: string;
 }
 
-/** A run of queued ops; `complete()` removes exactly these from the queue. */
+/**
+ * How an uploader reports what happened to a batch. `complete()` without
+ * options means PowerSync's "every op was applied".
+ */
+export interface CompleteOptions {
+  /**
+   * Only the ops up to and including this entry (one of the batch's) were
+   * handled, applied or rejected; the later ones stay queued, in order, and
+   * are offered again. Default: the whole batch.
+   */
+  through?: CrudEntry;
+  /**
+   * Handled ops the server rejected. They leave the queue into
+   * `ferry_rejections` with their reason, and their rows return to server
+   * state (with later pending ops re-applied on top), in one transaction.
+   * Every other handled op counts as applied.
+   */
+  rejected?: readonly RejectedOp[];
+  /**
+   * A write checkpoint covering the applied ops, if the backend returned
+   * one; otherwise the sync loop requests one after the upload.
+   */
+  writeCheckpoint?: string;
+}
+
+/**
+ * A run of queued ops. `complete()` settles them: applied ops move to the
+ * overlay (they stay visible and are re-applied over downloaded data until
+ * a checkpoint reflects them), rejected ones to `ferry_rejections`.
+ */
 export interface CrudBatch {
   readonly crud: CrudEntry[];
   /** More ops are queued after this batch. */
   readonly haveMore: boolean;
-  complete(): Promise<void>;
+  complete(options?: CompleteOptions): Promise<void>;
 }
 
-/** The ops of one local write transaction; `complete()` removes them from the queue. */
+/** The ops of one local write transaction; `complete()` settles them as for {@link CrudBatch}. */
 export interface CrudTransaction {
   readonly crud: CrudEntry[];
   readonly transactionId: number;
-  complete(): Promise<void>;
+  complete(options?: CompleteOptions): Promise<void>;
 }
 
 function chunks<T>(items: readonly T[]): T[][] {
@@ -215,32 +245,48 @@ export async function queueSummary(conn: SqliteConnection): Promise<{ count: num
   return { count, oldestAt: typeof oldest === 'number' ? new Date(oldest) : null };
 }
 
-/** Reads queued ops in order: the first `limit`, or (limit null) those of the first transaction. */
+/**
+ * Reads queued ops in order: the first `limit` (with `wholeTransactions`,
+ * fewer so that no transaction is cut, but at least the whole first one),
+ * or those of the first transaction.
+ */
 export async function readQueuedOps(
   conn: SqliteConnection,
-  which: { limit: number } | { firstTransaction: true },
+  which: { limit: number; wholeTransactions?: boolean } | { firstTransaction: true },
 ): Promise<{ entries: CrudEntry[]; haveMore: boolean }> {
   const columns = `id, tx_id, op, row_type, row_id, data, hlc`;
-  const { rows } =
-    'limit' in which
-      ? await conn.execute(`SELECT ${columns} FROM ferry_crud ORDER BY id LIMIT ?`, [which.limit + 1])
-      : await conn.execute(
-          `SELECT ${columns} FROM ferry_crud WHERE tx_id IS (SELECT tx_id FROM ferry_crud ORDER BY id LIMIT 1) ORDER BY id`,
-        );
-  const haveMore = 'limit' in which && rows.length > which.limit;
-  const entries = (haveMore ? rows.slice(0, -1) : rows).map((row): CrudEntry => {
-    const entry = {
-      clientId: row['id'] as number,
-      op: row['op'] as CrudOp,
-      table: String(row['row_type']),
-      id: String(row['row_id']),
-      transactionId: (row['tx_id'] ?? row['id']) as number,
-      hlc: String(row['hlc'] ?? ''),
-    };
-    const data = row['data'];
-    return typeof data === 'string' ? { ...entry, opData: parseRowData(data) } : entry;
-  });
-  return { entries, haveMore };
+  const firstTransaction = `SELECT ${columns} FROM ferry_crud WHERE tx_id IS (SELECT tx_id FROM ferry_crud ORDER BY id LIMIT 1) ORDER BY id`;
+  if (!('limit' in which))
+    return { entries: (await conn.execute(firstTransaction)).rows.map(toEntry), haveMore: false };
+  const { rows } = await conn.execute(`SELECT ${columns} FROM ferry_crud ORDER BY id LIMIT ?`, [which.limit + 1]);
+  if (rows.length <= which.limit) return { entries: rows.map(toEntry), haveMore: false };
+  let batch = rows.slice(0, -1);
+  if (which.wholeTransactions === true) {
+    // The op after the batch belongs to the batch's last transaction: leave that transaction out.
+    const cut = rows.at(-1)!['tx_id'];
+    let end = batch.length;
+    while (end > 0 && batch[end - 1]!['tx_id'] === cut) end--;
+    // The first transaction alone is larger than the limit: it goes whole.
+    batch = end > 0 ? batch.slice(0, end) : (await conn.execute(firstTransaction)).rows;
+    const next = await conn.execute(`SELECT 1 AS x FROM ferry_crud WHERE id > ? LIMIT 1`, [
+      batch.at(-1)!['id'] as number,
+    ]);
+    return { entries: batch.map(toEntry), haveMore: next.rows.length > 0 };
+  }
+  return { entries: batch.map(toEntry), haveMore: true };
+}
+
+function toEntry(row: Record<string, unknown>): CrudEntry {
+  const entry = {
+    clientId: row['id'] as number,
+    op: row['op'] as CrudOp,
+    table: String(row['row_type']),
+    id: String(row['row_id']),
+    transactionId: (row['tx_id'] ?? row['id']) as number,
+    hlc: String(row['hlc'] ?? ''),
+  };
+  const data = row['data'];
+  return typeof data === 'string' ? { ...entry, opData: parseRowData(data) } : entry;
 }
 
 /**

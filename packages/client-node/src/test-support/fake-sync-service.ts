@@ -6,6 +6,7 @@
 import {
   addChecksums,
   encodeLine,
+  parseJsonExact,
   putChecksum,
   removeChecksum,
   type BucketChecksum,
@@ -37,8 +38,35 @@ export interface FakeStream {
 
 type Responder = { kind: 'status'; status: number; body: string } | { kind: 'network-error' };
 
+/** A request to `POST /write`, body parsed with int8 exactness. */
+export interface RecordedWrite {
+  url: string;
+  headers: Record<string, string>;
+  /** The raw body text. */
+  text: string;
+  body: {
+    client_id: string;
+    transactions: {
+      id: string;
+      ops: { op: string; type: string; id: string; data?: Record<string, unknown>; hlc?: string }[];
+    }[];
+  };
+}
+
+/** Answers one `POST /write`: a Response, or throw for a network error. */
+export type WriteHandler = (request: RecordedWrite) => Response | Promise<Response>;
+
 export class FakeSyncService {
   readonly requests: RecordedRequest[] = [];
+  /** `GET /write-checkpoint2.json` requests, in order. */
+  readonly writeCheckpointRequests: { url: string; clientId: string | null; headers: Record<string, string> }[] = [];
+  /** `POST /write` requests, in order. */
+  readonly writes: RecordedWrite[] = [];
+  /** Answers `POST /write` (default: 404). */
+  writeHandler: WriteHandler | null = null;
+  /** The last write checkpoint handed out; each request gets the next one. */
+  lastWriteCheckpoint = 0n;
+  private readonly writeCheckpointResponders: Responder[] = [];
   private readonly responders: Responder[] = [];
   private readonly streamWaiters: ((stream: FakeStream) => void)[] = [];
   private readonly openedStreams: FakeStream[] = [];
@@ -46,6 +74,11 @@ export class FakeSyncService {
   /** Queues an answer for the next request instead of a stream. */
   respondNext(responder: Responder): void {
     this.responders.push(responder);
+  }
+
+  /** Queues an answer for the next write checkpoint request instead of a fresh checkpoint. */
+  respondNextWriteCheckpoint(responder: Responder): void {
+    this.writeCheckpointResponders.push(responder);
   }
 
   /** The next stream the client opens (or one already opened and not yet taken). */
@@ -61,6 +94,24 @@ export class FakeSyncService {
     new Headers(init?.headers).forEach((value, key) => {
       headers[key] = value;
     });
+    const path = new URL(url).pathname;
+    if (path === '/write-checkpoint2.json') {
+      this.writeCheckpointRequests.push({ url, clientId: new URL(url).searchParams.get('client_id'), headers });
+      const scripted = this.writeCheckpointResponders.shift();
+      if (scripted?.kind === 'network-error') throw new TypeError('fetch failed');
+      if (scripted?.kind === 'status') return new Response(scripted.body, { status: scripted.status });
+      this.lastWriteCheckpoint++;
+      return Response.json({ data: { write_checkpoint: String(this.lastWriteCheckpoint) } });
+    }
+    if (path === '/write') {
+      if (init?.signal?.aborted === true) throw new DOMException('aborted', 'AbortError');
+      const text = String(init?.body);
+      const write: RecordedWrite = { url, headers, text, body: parseJsonExact(text) as RecordedWrite['body'] };
+      this.writes.push(write);
+      if (this.writeHandler === null)
+        return new Response('{"error":{"code":"FERRY_S4004","message":"no"}}', { status: 404 });
+      return this.writeHandler(write);
+    }
     const request: RecordedRequest = { url, headers, body: JSON.parse(String(init?.body)) as SyncRequest };
     this.requests.push(request);
     const responder = this.responders.shift();
@@ -226,9 +277,27 @@ export class FakeBuckets {
     return String(this.opId);
   }
 
-  /** A checkpoint line over the named buckets (default: all). */
-  checkpoint(names: readonly string[] = [...this.buckets.keys()]): SyncLine {
-    return { checkpoint: { last_op_id: this.lastOpId, buckets: names.map((n) => this.bucket(n).entry()) } };
+  /** A checkpoint line over the named buckets (default: all), optionally carrying a write checkpoint. */
+  checkpoint(names: readonly string[] = [...this.buckets.keys()], writeCheckpoint?: string): SyncLine {
+    return {
+      checkpoint: {
+        last_op_id: this.lastOpId,
+        buckets: names.map((n) => this.bucket(n).entry()),
+        ...(writeCheckpoint === undefined ? {} : { write_checkpoint: writeCheckpoint }),
+      },
+    };
+  }
+
+  /** A checkpoint_diff line updating the named buckets, optionally carrying a write checkpoint. */
+  diff(names: readonly string[], writeCheckpoint?: string): SyncLine {
+    return {
+      checkpoint_diff: {
+        last_op_id: this.lastOpId,
+        updated_buckets: names.map((n) => this.bucket(n).entry()),
+        removed_buckets: [],
+        ...(writeCheckpoint === undefined ? {} : { write_checkpoint: writeCheckpoint }),
+      },
+    };
   }
 
   complete(): SyncLine {
