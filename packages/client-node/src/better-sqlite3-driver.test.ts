@@ -59,3 +59,22 @@ describe('BetterSqlite3Driver rows', () => {
     driver.close();
   });
 });
+
+describe('BetterSqlite3Driver WAL', () => {
+  it('keeps the WAL bounded through a burst of commits that never yields to timers', async () => {
+    const file = tempFile();
+    const driver = new BetterSqlite3Driver({ path: file });
+    await driver.writer.execute(`CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)`);
+    const body = 'x'.repeat(2000);
+    // Each commit appends ~2 pages to the WAL; awaiting only resolved promises keeps the deferred checkpoint timer from firing.
+    for (let i = 0; i < 5000; i++) {
+      await driver.writer.execute('BEGIN');
+      await driver.writer.execute('INSERT INTO t (id, body) VALUES (?, ?)', [i, body]);
+      await driver.writer.execute('COMMIT');
+    }
+    const frames = driver.writer.db.pragma('wal_checkpoint(PASSIVE)', { simple: false }) as { log: number }[];
+    // Without a commit-count bound the log holds every frame of the burst (> 10,000 frames).
+    expect(frames[0]!.log).toBeLessThan(3000);
+    driver.close();
+  });
+});
