@@ -1,3 +1,4 @@
+import { FerryError } from '@ferry/protocol';
 import { compileSyncRules, type CompiledSyncRules } from '@ferry/rules';
 import { readFile } from 'node:fs/promises';
 import { createAuthenticator } from './auth/index.js';
@@ -6,7 +7,7 @@ import { createHttpServer, type FerryHttpServer } from './http/index.js';
 import { createLogger, createMetrics, type FerryMetrics, type Logger } from './metrics/index.js';
 import { Replicator } from './replication/index.js';
 import { PostgresBucketStorage } from './storage/index.js';
-import { WriteCheckpoints } from './write/index.js';
+import { compileWriteRules, createWriteMetrics, WriteApi, WriteCheckpoints, type WriteRules } from './write/index.js';
 
 export interface FerryServiceOptions {
   /** Logger; default a pino logger at `config.logLevel` on stdout. */
@@ -37,6 +38,8 @@ export class FerryService {
   readonly logger: Logger;
   private readonly http: FerryHttpServer;
   private readonly writeCheckpoints: WriteCheckpoints;
+  /** The write API, when `write_rules` are configured. */
+  readonly writeApi: WriteApi | null;
   private replicatorRun: Promise<void> | null = null;
   private compactTimer: NodeJS.Timeout | null = null;
   private compacting: Promise<void> | null = null;
@@ -52,6 +55,7 @@ export class FerryService {
     logger: Logger;
     http: FerryHttpServer;
     writeCheckpoints: WriteCheckpoints;
+    writeApi: WriteApi | null;
   }) {
     this.config = parts.config;
     this.rules = parts.rules;
@@ -61,12 +65,14 @@ export class FerryService {
     this.logger = parts.logger;
     this.http = parts.http;
     this.writeCheckpoints = parts.writeCheckpoints;
+    this.writeApi = parts.writeApi;
   }
 
   /** Compiles the rules, migrates storage, starts replication and listens. */
   static async start(config: FerryConfig, options: FerryServiceOptions = {}): Promise<FerryService> {
     const logger = options.logger ?? createLogger(config.logLevel);
     const rules = await loadRules(config);
+    const writeRules = await loadWriteRules(config);
     const metrics = createMetrics({ processMetrics: options.processMetrics ?? true });
     const storage = new PostgresBucketStorage({
       connectionString: config.storage.connection,
@@ -87,6 +93,22 @@ export class FerryService {
           });
     if (replicator) bindReplicator(replicator, metrics, logger);
 
+    // Binds the write rules to the live source schema (FERRY_S1202 on a mismatch) before serving anything.
+    let writeApi: WriteApi | null = null;
+    if (writeRules !== null) {
+      try {
+        writeApi = await WriteApi.open({
+          rules: writeRules,
+          connectionString: config.replication.connection,
+          schema: config.storage.schema,
+          logger,
+          metrics: createWriteMetrics(metrics.registry),
+        });
+      } catch (error) {
+        await storage.close();
+        throw error;
+      }
+    }
     const authenticator = createAuthenticator(config.clientAuth, { logger });
     const writeCheckpoints = new WriteCheckpoints({
       sourceConnectionString: config.replication.connection,
@@ -101,8 +123,19 @@ export class FerryService {
       logger,
       readiness: async () => (await storage.getLatestCheckpoint()) !== null,
       writeCheckpoints,
+      ...(writeApi === null ? {} : { write: writeApi, maxWriteBytes: config.writeRules!.maxRequestBytes }),
     });
-    const service = new FerryService({ config, rules, storage, replicator, metrics, logger, http, writeCheckpoints });
+    const service = new FerryService({
+      config,
+      rules,
+      storage,
+      replicator,
+      metrics,
+      logger,
+      http,
+      writeCheckpoints,
+      writeApi,
+    });
     try {
       if (replicator) {
         service.replicatorRun = replicator.run();
@@ -182,6 +215,7 @@ export class FerryService {
       await this.replicatorRun?.catch((error: unknown) => this.logger.error({ err: error }, 'replicator failed'));
     }
     await this.writeCheckpoints.close();
+    await this.writeApi?.close();
     await this.storage.close();
     this.logger.info('ferry service stopped');
   }
@@ -194,6 +228,26 @@ async function loadRules(config: FerryConfig): Promise<CompiledSyncRules> {
   const file = config.syncRules.path!;
   const text = await readFile(file, 'utf8');
   return compileSyncRules(text, { file });
+}
+
+/** Compiles the configured write rules, or null when `write_rules` is not set. */
+async function loadWriteRules(config: FerryConfig): Promise<WriteRules | null> {
+  const source = config.writeRules;
+  if (source === null) return null;
+  if (source.content !== null) {
+    // Positions are within the inline text, so say so in the file name.
+    return compileWriteRules(source.content, { file: `${config.file ?? 'ferry.yaml'} (write_rules.content)` });
+  }
+  const file = source.path!;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new FerryError('FERRY_S1201', `${file}: cannot read the write rules file: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+  return compileWriteRules(text, { file });
 }
 
 function bindReplicator(replicator: Replicator, metrics: FerryMetrics, logger: Logger): void {

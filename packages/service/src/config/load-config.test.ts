@@ -37,6 +37,7 @@ describe('parseConfig', () => {
       replication: { connection: 'postgres://u@h/db', slotName: null, publication: null },
       storage: { connection: 'postgres://u@h/db', schema: 'ferry', compactIntervalSeconds: 600 },
       syncRules: { path: '/etc/ferry/rules/sync-rules.yaml', content: null },
+      writeRules: null,
       clientAuth: { audience: ['ferry'], jwksUri: null, jwks: null, hs256Secret: 'dev-secret' },
       api: { host: '127.0.0.1', port: 9090, maxBucketsPerClient: 1000, keepaliveSeconds: 20, corsOrigin: '*' },
       logLevel: 'info',
@@ -129,6 +130,25 @@ client_auth:
     const error = failure(VALID, { PORT: '1' });
     expect(error.code).toBe('FERRY_S1003');
     expect(error.message).toBe('ferry.yaml:3:20: replication.connection: environment variable DATABASE_URL is not set');
+  });
+
+  it('reads write_rules: a path next to the config, or inline content, with a body limit', () => {
+    const base = `replication: { connection: x }\nsync_rules: { path: r }\nclient_auth: { audience: a, hs256_secret: s }\n`;
+    const byPath = parseConfig(`${base}write_rules: { path: rules/write-rules.yaml }\n`, '/etc/ferry/ferry.yaml', {
+      env: {},
+    });
+    expect(byPath.writeRules).toEqual({
+      path: '/etc/ferry/rules/write-rules.yaml',
+      content: null,
+      maxRequestBytes: 8 * 1024 * 1024,
+    });
+    const inline = parseConfig(`${base}write_rules: { content: "tables: {}", max_request_bytes: 2048 }\n`, 'f.yaml', {
+      env: {},
+    });
+    expect(inline.writeRules).toEqual({ path: null, content: 'tables: {}', maxRequestBytes: 2048 });
+    const both = failure(`${base}write_rules: { path: a, content: b }\n`);
+    expect(both.code).toBe('FERRY_S1002');
+    expect(both.message).toBe('ferry.yaml:4:14: write_rules: set exactly one of path or content');
   });
 
   it('fails with FERRY_S1001 and the position for invalid YAML', () => {

@@ -118,6 +118,14 @@ function normalize(raw: RawFerryConfig, file: string): FerryConfig {
       path: raw.sync_rules.path === undefined ? null : path.resolve(dir, raw.sync_rules.path),
       content: raw.sync_rules.content ?? null,
     },
+    writeRules:
+      raw.write_rules === undefined
+        ? null
+        : {
+            path: raw.write_rules.path === undefined ? null : path.resolve(dir, raw.write_rules.path),
+            content: raw.write_rules.content ?? null,
+            maxRequestBytes: raw.write_rules.max_request_bytes,
+          },
     clientAuth: {
       audience,
       jwksUri: raw.client_auth.jwks_uri ?? null,

@@ -79,6 +79,22 @@ export const syncRulesSchema = z
     error: 'set exactly one of path or content',
   });
 
+export const writeRulesSchema = z
+  .strictObject({
+    path: nonEmpty('a file path')
+      .optional()
+      .meta({ description: 'Write rules YAML file, relative to this config file.' }),
+    content: nonEmpty('write rules YAML text')
+      .optional()
+      .meta({ description: 'Inline write rules YAML (instead of path).' }),
+    max_request_bytes: integer(1024, 1024 * 1024 * 1024)
+      .default(8 * 1024 * 1024)
+      .meta({ description: 'Largest accepted POST /write body in bytes; larger answers 413 (FERRY_S4002).' }),
+  })
+  .refine((value) => (value.path === undefined) !== (value.content === undefined), {
+    error: 'set exactly one of path or content',
+  });
+
 export const clientAuthSchema = z
   .strictObject({
     audience: z
@@ -127,6 +143,10 @@ export const configSchema = z.strictObject({
   replication: replicationSchema.meta({ description: 'Source database.' }),
   storage: storageSchema.prefault({}).meta({ description: 'Bucket storage.' }),
   sync_rules: syncRulesSchema.meta({ description: 'Sync rules.' }),
+  write_rules: writeRulesSchema.optional().meta({
+    description:
+      'Write rules for POST /write (which tables and columns tokens may write). Without them POST /write answers 404.',
+  }),
   client_auth: clientAuthSchema.meta({ description: 'How client tokens are verified.' }),
   api: apiSchema.prefault({}).meta({ description: 'HTTP API.' }),
   log_level: z

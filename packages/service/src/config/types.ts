@@ -42,6 +42,8 @@ export interface FerryConfig {
   storage: { connection: string; schema: string; compactIntervalSeconds: number };
   /** Exactly one of `path` (absolute) and `content` is set. */
   syncRules: { path: string | null; content: string | null };
+  /** Write rules for `POST /write`; null when not configured (the endpoint answers 404). Exactly one of `path` (absolute) and `content` is set. */
+  writeRules: { path: string | null; content: string | null; maxRequestBytes: number } | null;
   clientAuth: ClientAuthConfig;
   api: ApiConfig;
   logLevel: LogLevel;

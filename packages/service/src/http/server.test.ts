@@ -78,6 +78,20 @@ describe('http api', () => {
     expect(((await wrongMethod.json()) as { error: { code: string } }).error.code).toBe('FERRY_S4005');
   });
 
+  it('answers POST /write 404 with a hint when no write rules are configured, GET /write 405', async () => {
+    const { url } = await start();
+    const response = await fetch(`${url}/write`, {
+      method: 'POST',
+      headers: { authorization: `Token ${await testToken('u1')}` },
+      body: '{}',
+    });
+    expect(response.status).toBe(404);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('FERRY_S4004');
+    expect(body.error.message).toContain('configure write_rules');
+    expect((await fetch(`${url}/write`)).status).toBe(405);
+  });
+
   it('answers CORS preflight and sets the allowed origin', async () => {
     const { url } = await start({ api: { corsOrigin: 'https://app.example.com' } });
     const preflight = await fetch(`${url}/sync/stream`, {

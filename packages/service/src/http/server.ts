@@ -9,7 +9,9 @@ import type { FerryMetrics } from '../metrics/metrics.js';
 import type { BucketStorageReader } from '../storage/types.js';
 import { SharedOpReader, type SharedOpReaderOptions } from '../sync/op-cache.js';
 import { SyncSession } from '../sync/sync-session.js';
+import type { WriteApi } from '../write/write-api.js';
 import { MAX_CLIENT_ID_LENGTH, type WriteCheckpointCreator } from '../write/write-checkpoints.js';
+import { DEFAULT_MAX_WRITE_BYTES, serveWrite } from '../write/write-handler.js';
 import { parseJsonBody, readBody } from './body.js';
 
 export interface HttpServerDeps {
@@ -30,6 +32,10 @@ export interface HttpServerDeps {
   opCache?: SharedOpReaderOptions;
   /** Creates write checkpoints (`GET /write-checkpoint2.json`); without it that endpoint answers 404. */
   writeCheckpoints?: WriteCheckpointCreator;
+  /** Applies `POST /write`; without it that endpoint answers 404 (configure write_rules). */
+  write?: WriteApi;
+  /** Largest accepted `POST /write` body, bytes. Default 8 MiB. */
+  maxWriteBytes?: number;
 }
 
 export interface FerryHttpServer {
@@ -50,8 +56,8 @@ interface Route {
 }
 
 /**
- * The service's HTTP API on node:http: the sync stream, health, readiness
- * and metrics. Every error answers `FerryError.toJSON()` with the code's
+ * The service's HTTP API on node:http: the sync stream, the write API,
+ * write checkpoints, health, readiness and metrics. Every error answers `FerryError.toJSON()` with the code's
  * status; CORS is answered for browsers.
  */
 export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
@@ -111,8 +117,24 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
     sendJson(res, 200, { data: { write_checkpoint: id.toString() } });
   }
 
+  /** The write API: per-transaction, per-op answers (see `WriteResponse`). Needs no readiness: writes go to the source. */
+  async function write(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (deps.write === undefined) {
+      throw new FerryError(
+        'FERRY_S4004',
+        'the write API is not enabled on this service: configure write_rules in ferry.yaml',
+      );
+    }
+    await serveWrite(req, res, {
+      api: deps.write,
+      auth: { authenticator },
+      maxBodyBytes: deps.maxWriteBytes ?? DEFAULT_MAX_WRITE_BYTES,
+    });
+  }
+
   const routes = new Map<string, Route>([
     ['/sync/stream', { method: 'POST', handle: syncStream }],
+    ['/write', { method: 'POST', handle: write }],
     ['/write-checkpoint2.json', { method: 'GET', handle: writeCheckpoint }],
     [
       '/health',

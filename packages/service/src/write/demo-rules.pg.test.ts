@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import { createTestDatabase, sql } from '@ferry/test-utils';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tx } from './testing.js';
+import { WriteApi } from './write-api.js';
+import { compileWriteRules } from './write-rules.js';
+
+const demo = (file: string) => new URL(`../../../../apps/tasks/${file}`, import.meta.url);
+const LAUNCH = '11111111-1111-4111-8111-111111111111';
+const FIELD = '22222222-2222-4222-8222-222222222222';
+
+let url: string;
+let api: WriteApi;
+
+beforeAll(async () => {
+  url = await createTestDatabase('ferry_demo_rules');
+  for (const migration of ['001_tasks.sql', '002_seed.sql'])
+    await sql(url, await readFile(demo(`migrations/${migration}`), 'utf8'));
+  const rules = await compileWriteRules(await readFile(demo('write-rules.yaml'), 'utf8'), {
+    file: 'apps/tasks/write-rules.yaml',
+  });
+  api = await WriteApi.open({ rules, connectionString: url });
+});
+afterAll(async () => {
+  await api?.close();
+});
+
+const alice = { userId: 'alice', claims: { sub: 'alice' } };
+const bob = { userId: 'bob', claims: { sub: 'bob' } };
+
+describe('the demo app write rules (apps/tasks/write-rules.yaml)', () => {
+  it('lets members create, edit, move and delete tasks of their workspaces only', async () => {
+    const id = 'c0000000-0000-4000-8000-000000000001';
+    const created = await api.apply(
+      [
+        tx([
+          {
+            op: 'PUT',
+            type: 'tasks',
+            id,
+            data: { workspace_id: LAUNCH, title: 'Plan', tags: '["a"]', estimate: '1.50' },
+          },
+        ]),
+      ],
+      alice,
+    );
+    expect(created.transactions[0]!.status).toBe('applied');
+    const moved = await api.apply(
+      [tx([{ op: 'PATCH', type: 'tasks', id, data: { workspace_id: FIELD, done: 1 } }])],
+      alice,
+    );
+    expect(moved.transactions[0]!.status).toBe('applied');
+    // bob is a member of "Field crew" only: he may edit the moved task but not move it to "Launch plan".
+    const bobEdits = await api.apply(
+      [
+        tx([{ op: 'PATCH', type: 'tasks', id, data: { title: 'Plan (bob)' } }]),
+        tx([{ op: 'PATCH', type: 'tasks', id, data: { workspace_id: LAUNCH } }]),
+        tx([
+          {
+            op: 'PUT',
+            type: 'tasks',
+            id: 'c0000000-0000-4000-8000-000000000002',
+            data: { workspace_id: LAUNCH, title: 'x' },
+          },
+        ]),
+      ],
+      bob,
+    );
+    expect(bobEdits.transactions.map((t) => (t.ops[0] as { code?: string }).code ?? t.status)).toEqual([
+      'applied',
+      'FERRY_S6004',
+      'FERRY_S6004',
+    ]);
+    const { rows } = await sql(
+      url,
+      'SELECT workspace_id::text, title, done, tags, estimate::text FROM tasks WHERE id = $1',
+      [id],
+    );
+    expect(rows[0]).toEqual({ workspace_id: FIELD, title: 'Plan (bob)', done: true, tags: ['a'], estimate: '1.50' });
+    const deleted = await api.apply([tx([{ op: 'DELETE', type: 'tasks', id }])], bob);
+    expect(deleted.transactions[0]!.status).toBe('applied');
+  });
+
+  it('forces note owners and keeps notes private; workspaces are not writable', async () => {
+    const note = 'd0000000-0000-4000-8000-000000000001';
+    await api.apply([tx([{ op: 'PUT', type: 'notes', id: note, data: { body: 'mine', owner_id: 'bob' } }])], alice);
+    const { rows } = await sql(url, 'SELECT owner_id FROM notes WHERE id = $1', [note]);
+    expect(rows[0].owner_id).toBe('alice');
+    const result = await api.apply(
+      [
+        tx([{ op: 'PATCH', type: 'notes', id: note, data: { body: 'stolen' } }]),
+        tx([{ op: 'PATCH', type: 'workspaces', id: LAUNCH, data: { name: 'mine' } }]),
+      ],
+      bob,
+    );
+    expect(result.transactions.map((t) => (t.ops[0] as { code?: string }).code)).toEqual([
+      'FERRY_S6004',
+      'FERRY_S6001',
+    ]);
+  });
+});

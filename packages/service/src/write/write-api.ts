@@ -1,0 +1,1058 @@
+/**
+ * The write API's apply engine: client transactions → Postgres, through the
+ * write rules, exactly once per idempotency key.
+ *
+ * One request runs in ONE Postgres transaction. Client transactions are
+ * grouped into rounds (consecutive transactions touching distinct rows); a
+ * round reads every touched row per table in one `SELECT … FOR UPDATE`
+ * (owner, `where`, and equality of the values sent for protected columns
+ * come back as columns), validates every op in JavaScript, writes the net
+ * effect with a few multi-row `unnest` statements and checks `where` on the
+ * rows written in one more query. A round runs under a savepoint: when
+ * Postgres refuses something, the round is rolled back and replayed one
+ * client transaction at a time, one statement per op, to find the culprit.
+ * Transactions rejected by validation are simply left out.
+ *
+ * Idempotency keys live in `<schema>.write_transactions` in the SOURCE
+ * database, inserted at the start of the same Postgres transaction as the
+ * writes (a concurrent request with the same key waits on the primary key
+ * and then sees a duplicate), with the answer stored at the end.
+ */
+import { type ErrorCode, type WriteOpResult, type WriteResponse, type WriteTransactionResult } from '@ferry/protocol';
+import pg from 'pg';
+import { quoteIdent } from '../storage/sql.js';
+import type { ClientTransaction } from './write-request.js';
+import type { WriteMetrics } from './write-metrics.js';
+import { loadWriteSchema, type WriteTable } from './write-schema.js';
+import type { WriteRules } from './write-rules.js';
+import { toPostgresText, ValueConversionError } from './value-conversion.js';
+import { claimText, renderWhere, whereParams } from './where-expression.js';
+
+/** The verified caller of a write. */
+export interface WriteClient {
+  /** The token's `sub`. */
+  userId: string;
+  /** Every claim of the token (for `owner.claim` and `request.jwt() ->> 'claim'`). */
+  claims: Record<string, unknown>;
+}
+
+/** What the engine logs: rejected ops at info (code, table, user; never values or tokens). */
+export interface WriteLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface WriteApiOptions {
+  /** Compiled write rules (`compileWriteRules`). */
+  rules: WriteRules;
+  /** SOURCE database connection string (ignored when `pool` is given). */
+  connectionString?: string;
+  /** A pool on the SOURCE database to use instead of creating one; it is not ended by {@link WriteApi.close}. */
+  pool?: pg.Pool;
+  /** Schema of the bookkeeping table `write_transactions` (default `ferry`, as `storage.schema`). */
+  schema?: string;
+  /** Pool size when the API creates its pool (default 4). */
+  maxConnections?: number;
+  /** Most ops in one batched round (default 5,000). */
+  maxRoundOps?: number;
+  logger?: WriteLogger;
+  metrics?: WriteMetrics;
+}
+
+type OpKind = 'PUT' | 'PATCH' | 'DELETE';
+
+interface PreparedOp {
+  index: number;
+  kind: OpKind;
+  table: WriteTable;
+  id: string;
+  /** Converted values (Postgres input text), id excluded. */
+  values: Map<string, string | null>;
+}
+
+interface Rejection {
+  index: number;
+  code: ErrorCode;
+  message: string;
+}
+
+interface PreparedTx {
+  /** Position in the request. */
+  position: number;
+  source: ClientTransaction;
+  ops: PreparedOp[];
+  /** Rejected before touching the database. */
+  rejection: Rejection | null;
+  /** Writes a table that some `where` reads: runs in a round of its own. */
+  writesWhereInput: boolean;
+}
+
+/** A row as the round's read found it. */
+interface StoredRow {
+  exists: boolean;
+  owner: string | null;
+  whereOk: boolean;
+  /** For each compared column: the value compared (the first one the round sends) and whether it equals the stored one. */
+  compared: Map<string, { text: string | null; equal: boolean }>;
+}
+
+type Effect =
+  | { kind: 'insert'; opIndex: number; table: WriteTable; id: string; values: Map<string, string | null> }
+  | { kind: 'update'; opIndex: number; table: WriteTable; id: string; values: Map<string, string | null> }
+  | { kind: 'delete'; opIndex: number; table: WriteTable; id: string };
+
+interface ValidTx {
+  tx: PreparedTx;
+  effects: Effect[];
+}
+
+/** A row's state while validating: as read, then as the round's accepted transactions left it. */
+interface Working {
+  exists: boolean;
+  /** Still the stored row (possibly updated since), not deleted or re-inserted in this round. */
+  fromStore: boolean;
+  stored: StoredRow | undefined;
+  /** Values set or confirmed in this round. */
+  known: Map<string, string | null>;
+}
+
+/** Net effect of a round on one row. */
+type NetRow =
+  | { kind: 'keep' | 'absent' | 'delete' }
+  | { kind: 'insert' | 'replace' | 'update'; values: Map<string, string | null> };
+
+const ROW_SEP = '\u0000';
+const rowKey = (table: WriteTable, id: string) => table.rule.name + ROW_SEP + id;
+
+/** SQLSTATEs worth answering `retry`: serialization, deadlock, lock/statement timeouts, shutdown, resources. */
+function isTransient(code: string): boolean {
+  return (
+    code.startsWith('40') ||
+    code.startsWith('08') ||
+    code.startsWith('53') ||
+    code === '55P03' ||
+    code === '57014' ||
+    code.startsWith('57P') ||
+    code === '58000' ||
+    code === '58030'
+  );
+}
+
+function sqlState(error: unknown): string | null {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+}
+
+/**
+ * An error that leaves the connection unusable: the server is going away
+ * (08xxx, 57Pxx) or the driver lost the socket (an error without SQLSTATE
+ * that is not a programming error of ours).
+ */
+function isConnectionError(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code !== null) return code.startsWith('08') || code.startsWith('57P');
+  if (error instanceof ConnectionLost) return true;
+  return (
+    error instanceof Error &&
+    !(
+      error instanceof TypeError ||
+      error instanceof RangeError ||
+      error instanceof ReferenceError ||
+      error instanceof SyntaxError
+    ) &&
+    (error as { name?: string }).name !== 'FerryError' &&
+    (error as { name?: string }).name !== 'AssertionError'
+  );
+}
+
+/** Thrown out of a round to end the whole request with `retry` from some transaction on. */
+class ConnectionLost extends Error {}
+
+export class WriteApi {
+  readonly rules: WriteRules;
+  /** Writable tables by client name, bound to the live schema. */
+  readonly tables: ReadonlyMap<string, WriteTable>;
+  private readonly pool: pg.Pool;
+  private readonly ownsPool: boolean;
+  private readonly bookkeeping: string;
+  private readonly maxRoundOps: number;
+  private readonly whereTables: ReadonlySet<string>;
+  /** Tables on the search path at start-up, to tell "not writable" (S6001) from "no such table" (S6007). */
+  private readonly existingTables: ReadonlySet<string>;
+  private readonly logger: WriteLogger | undefined;
+  private readonly metrics: WriteMetrics | undefined;
+
+  private constructor(
+    options: WriteApiOptions,
+    pool: pg.Pool,
+    tables: Map<string, WriteTable>,
+    existingTables: ReadonlySet<string>,
+  ) {
+    this.existingTables = existingTables;
+    this.rules = options.rules;
+    this.tables = tables;
+    this.pool = pool;
+    this.ownsPool = options.pool === undefined;
+    this.bookkeeping = `${quoteIdent(options.schema ?? 'ferry')}.write_transactions`;
+    this.maxRoundOps = options.maxRoundOps ?? 5000;
+    this.logger = options.logger;
+    this.metrics = options.metrics;
+    const whereTables = new Set<string>();
+    for (const table of tables.values()) for (const name of table.rule.where?.tables ?? []) whereTables.add(name);
+    this.whereTables = whereTables;
+  }
+
+  /**
+   * Binds the rules to the live schema (FERRY_S1202 on a mismatch) and
+   * creates the bookkeeping table if needed. The returned API is ready.
+   */
+  static async open(options: WriteApiOptions): Promise<WriteApi> {
+    const ownsPool = options.pool === undefined;
+    const pool =
+      options.pool ??
+      new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.maxConnections ?? 4,
+        application_name: 'ferry-write',
+      });
+    if (ownsPool) pool.on('error', () => {}); // surfaced by the failing query instead
+    try {
+      const client = await pool.connect();
+      try {
+        const tables = await loadWriteSchema(client, options.rules);
+        await ensureBookkeeping(client, options.schema ?? 'ferry');
+        const visible = await client.query<{ name: string }>(
+          `SELECT c.relname AS name FROM pg_catalog.pg_class c
+           WHERE c.relkind IN ('r', 'p', 'v', 'f') AND pg_catalog.pg_table_is_visible(c.oid)`,
+        );
+        return new WriteApi(options, pool, tables, new Set(visible.rows.map((r) => r.name)));
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      if (ownsPool) await pool.end().catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Ends the pool (unless it was passed in). */
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end().catch(() => {});
+  }
+
+  /**
+   * Applies client transactions for a verified client and answers per
+   * transaction and op (see `WriteResponse`). Never throws for anything a
+   * client sent; transient database trouble answers `retry`.
+   */
+  async apply(transactions: readonly ClientTransaction[], client: WriteClient): Promise<WriteResponse> {
+    const prepared = transactions.map((tx, position) => this.prepare(tx, position, client));
+    const results: (WriteTransactionResult | undefined)[] = prepared.map(() => undefined);
+    /** Position of a transaction whose key appeared earlier in the request → that earlier position. */
+    const repeats = new Map<number, number>();
+    const firstByKey = new Map<string, number>();
+    for (const tx of prepared) {
+      const key = tx.source.key;
+      if (key === null) continue;
+      const first = firstByKey.get(key);
+      if (first === undefined) firstByKey.set(key, tx.position);
+      else repeats.set(tx.position, first);
+    }
+
+    let conn: pg.PoolClient | null = null;
+    let broken = false;
+    const duplicates = new Set<number>();
+    try {
+      conn = await this.pool.connect();
+      await conn.query('BEGIN');
+      // Claim the keys (sorted, so two requests never wait on each other in a cycle).
+      const keys = [...firstByKey.keys()].sort();
+      if (keys.length > 0) {
+        const { rows: claimed } = await conn.query<{ key: string }>(
+          `INSERT INTO ${this.bookkeeping} (user_id, key)
+           SELECT $1, k FROM unnest($2::text[]) AS k ORDER BY k
+           ON CONFLICT DO NOTHING RETURNING key`,
+          [client.userId, keys],
+        );
+        const fresh = new Set(claimed.map((r) => r.key));
+        const taken = keys.filter((k) => !fresh.has(k));
+        if (taken.length > 0) {
+          const { rows } = await conn.query<{ key: string; result: StoredResult | null }>(
+            `SELECT key, result FROM ${this.bookkeeping} WHERE user_id = $1 AND key = ANY($2::text[])`,
+            [client.userId, taken],
+          );
+          const stored = new Map(rows.map((r) => [r.key, r.result]));
+          for (const key of taken) {
+            const position = firstByKey.get(key)!;
+            results[position] = fromStored(prepared[position]!, stored.get(key) ?? null);
+            duplicates.add(position);
+          }
+        }
+      }
+      for (const tx of prepared) {
+        if (tx.rejection !== null && results[tx.position] === undefined) {
+          results[tx.position] = rejected(tx, tx.rejection);
+        }
+      }
+      const todo = prepared.filter((tx) => results[tx.position] === undefined && !repeats.has(tx.position));
+      await this.runRounds(conn, todo, client, results);
+
+      // Store the answers under their keys; a `retry` frees its key.
+      const store: { keys: string[]; results: string[] } = { keys: [], results: [] };
+      const release: string[] = [];
+      for (const [key, position] of firstByKey) {
+        if (duplicates.has(position)) continue;
+        const result = results[position]!;
+        if (result.status === 'retry') release.push(key);
+        else {
+          store.keys.push(key);
+          store.results.push(JSON.stringify({ status: result.status, ops: result.ops } satisfies StoredResult));
+        }
+      }
+      if (store.keys.length > 0) {
+        await conn.query(
+          `UPDATE ${this.bookkeeping} AS w SET result = r.result::jsonb, applied_at = now()
+             FROM unnest($2::text[], $3::text[]) AS r(key, result)
+            WHERE w.user_id = $1 AND w.key = r.key`,
+          [client.userId, store.keys, store.results],
+        );
+      }
+      if (release.length > 0) {
+        await conn.query(`DELETE FROM ${this.bookkeeping} WHERE user_id = $1 AND key = ANY($2::text[])`, [
+          client.userId,
+          release,
+        ]);
+      }
+      await conn.query('COMMIT');
+    } catch (error) {
+      broken = true;
+      if (!isConnectionError(error) && !isTransient(sqlState(error) ?? '')) throw error;
+      this.logger?.warn({ err: error, userId: client.userId }, 'write request failed transiently; answering retry');
+      for (const tx of prepared) {
+        if (!duplicates.has(tx.position)) results[tx.position] = retryResult(tx, 'the database is unavailable or busy');
+      }
+    } finally {
+      if (conn !== null) {
+        if (broken) {
+          await conn.query('ROLLBACK').catch(() => {});
+          conn.release(true);
+        } else conn.release();
+      }
+    }
+
+    for (const [position, first] of repeats) {
+      const earlier = results[first]!;
+      results[position] =
+        earlier.status === 'retry'
+          ? { ...earlier, id: prepared[position]!.source.id }
+          : { ...earlier, id: prepared[position]!.source.id, duplicate: true };
+    }
+    const answer = results.map((result) => result!);
+    this.record(prepared, answer, duplicates, repeats, client);
+    return { transactions: answer };
+  }
+
+  // ── preparation (no database) ────────────────────────────────────────────
+
+  private prepare(source: ClientTransaction, position: number, client: WriteClient): PreparedTx {
+    const ops: PreparedOp[] = [];
+    let rejection: Rejection | null = null;
+    let writesWhereInput = false;
+    for (let index = 0; index < source.ops.length && rejection === null; index++) {
+      const op = source.ops[index]!;
+      const reject = (code: ErrorCode, message: string) => (rejection = { index, code, message });
+      const table = this.tables.get(op.type);
+      if (table === undefined) {
+        if (this.existingTables.has(op.type)) {
+          reject('FERRY_S6001', `table ${quoteName(op.type)} is not writable: the write rules do not list it`);
+        } else {
+          reject('FERRY_S6007', `there is no writable table ${quoteName(op.type)}`);
+        }
+        break;
+      }
+      if (this.whereTables.has(table.qualifiedName)) writesWhereInput = true;
+      const allowed = table.rule.operations;
+      if (op.op === 'DELETE' && !allowed.has('delete'))
+        reject('FERRY_S6001', `delete is not allowed on ${table.rule.name}`);
+      else if (op.op === 'PATCH' && !allowed.has('update'))
+        reject('FERRY_S6001', `update is not allowed on ${table.rule.name}`);
+      else if (op.op === 'PUT' && !allowed.has('insert') && !allowed.has('update'))
+        reject('FERRY_S6001', `insert and update are not allowed on ${table.rule.name}`);
+      if (rejection !== null) break;
+      if (table.rule.owner !== null && ownerValue(table, client) === null) {
+        reject('FERRY_S6004', `the token has no claim ${table.rule.owner.claim} to own rows of ${table.rule.name}`);
+        break;
+      }
+      const values = new Map<string, string | null>();
+      const data = op.data ?? {};
+      if (op.op === 'DELETE' && Object.keys(data).length > 0) {
+        reject('FERRY_S6009', 'a DELETE carries no data');
+        break;
+      }
+      for (const [name, value] of Object.entries(data)) {
+        if (name === 'id') {
+          if (value !== null && String(value) !== op.id) reject('FERRY_S6009', 'data.id differs from the op id');
+          continue;
+        }
+        const column = table.columns.get(name);
+        if (column === undefined) {
+          reject('FERRY_S6007', `column ${quoteName(name)} of ${table.rule.name} does not exist`);
+          break;
+        }
+        try {
+          values.set(name, toPostgresText(column.kind, value));
+        } catch (error) {
+          if (!(error instanceof ValueConversionError)) throw error;
+          reject('FERRY_S6005', `column ${name}: ${error.message}`);
+          break;
+        }
+      }
+      if (rejection !== null) break;
+      ops.push({ index, kind: op.op, table, id: op.id, values });
+    }
+    return { position, source, ops, rejection, writesWhereInput };
+  }
+
+  // ── rounds ───────────────────────────────────────────────────────────────
+
+  private async runRounds(
+    conn: pg.PoolClient,
+    txs: PreparedTx[],
+    client: WriteClient,
+    results: (WriteTransactionResult | undefined)[],
+  ): Promise<void> {
+    let i = 0;
+    while (i < txs.length) {
+      const round: PreparedTx[] = [];
+      const touched = new Set<string>();
+      let ops = 0;
+      while (i < txs.length) {
+        const tx = txs[i]!;
+        // Rows of tables without `where` may be touched again within a round: validation follows
+        // their state in JavaScript. A `where` is only checked on the round's final rows, so rows
+        // of such tables start a new round when touched again.
+        const keys = tx.ops.filter((op) => op.table.rule.where !== null).map((op) => rowKey(op.table, op.id));
+        const overlaps = keys.some((k) => touched.has(k));
+        if (round.length > 0 && (overlaps || tx.writesWhereInput || ops + tx.ops.length > this.maxRoundOps)) break;
+        round.push(tx);
+        for (const k of keys) touched.add(k);
+        ops += tx.ops.length;
+        i++;
+        if (tx.writesWhereInput) break;
+      }
+      const stoppedAt = await this.batchRound(conn, round, client, results);
+      if (stoppedAt !== null) {
+        const message = 'an earlier transaction of this request must be retried first';
+        for (const tx of txs.slice(txs.indexOf(stoppedAt) + 1)) {
+          results[tx.position] = retryResult(tx, message);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Applies a round; returns the transaction that answered `retry` (later ones must too), or null. */
+  private async batchRound(
+    conn: pg.PoolClient,
+    round: PreparedTx[],
+    client: WriteClient,
+    results: (WriteTransactionResult | undefined)[],
+  ): Promise<PreparedTx | null> {
+    let pending = round;
+    for (;;) {
+      await conn.query('SAVEPOINT ferry_round');
+      try {
+        const stored = await this.readRows(conn, pending, client);
+        const valid: ValidTx[] = [];
+        const state = new Map<string, Working>();
+        for (const tx of pending) {
+          const outcome = this.validate(tx, stored, client, state);
+          if ('index' in outcome) results[tx.position] = rejected(tx, outcome);
+          else valid.push(outcome);
+        }
+        await this.writeNet(conn, valid, stored);
+        const violations = await this.checkWhere(conn, valid, client);
+        if (violations.size > 0) {
+          await conn.query('ROLLBACK TO SAVEPOINT ferry_round');
+          await conn.query('RELEASE SAVEPOINT ferry_round');
+          for (const v of valid) {
+            const culprit = v.effects.findLast((e) => violations.has(rowKey(e.table, e.id)));
+            if (culprit !== undefined) results[v.tx.position] = rejected(v.tx, whereRejection(culprit));
+          }
+          pending = valid.filter((v) => results[v.tx.position] === undefined).map((v) => v.tx);
+          if (pending.length === 0) return null;
+          continue;
+        }
+        await conn.query('RELEASE SAVEPOINT ferry_round');
+        for (const v of valid) results[v.tx.position] = appliedResult(v.tx);
+        return null;
+      } catch (error) {
+        if (isConnectionError(error)) throw new ConnectionLost('connection lost', { cause: error });
+        if (sqlState(error) === null) throw error;
+        await this.rollbackTo(conn, 'ferry_round');
+      }
+      // Postgres refused something: replay one transaction at a time to find it.
+      for (const tx of pending) {
+        const outcome = await this.sequentialTx(conn, tx, client);
+        if (outcome === 'retry') {
+          results[tx.position] = retryResult(
+            tx,
+            'the database asked to retry (lock timeout, deadlock or serialization failure)',
+          );
+          return tx;
+        }
+        results[tx.position] = outcome;
+      }
+      return null;
+    }
+  }
+
+  private async rollbackTo(conn: pg.PoolClient, savepoint: string): Promise<void> {
+    try {
+      await conn.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
+      await conn.query(`RELEASE SAVEPOINT ${savepoint}`);
+    } catch (error) {
+      throw new ConnectionLost('cannot roll back', { cause: error });
+    }
+  }
+
+  /** One client transaction, one statement per op, under a savepoint. */
+  private async sequentialTx(
+    conn: pg.PoolClient,
+    tx: PreparedTx,
+    client: WriteClient,
+  ): Promise<WriteTransactionResult | 'retry'> {
+    await conn.query('SAVEPOINT ferry_tx');
+    let currentOp = -1;
+    try {
+      const stored = await this.readRows(conn, [tx], client);
+      const outcome = this.validate(tx, stored, client);
+      if ('index' in outcome) {
+        await conn.query('RELEASE SAVEPOINT ferry_tx');
+        return rejected(tx, outcome);
+      }
+      for (const effect of outcome.effects) {
+        currentOp = effect.opIndex;
+        await this.writeEffect(conn, effect);
+      }
+      currentOp = -1;
+      const violations = await this.checkWhere(conn, [outcome], client);
+      if (violations.size > 0) {
+        await this.rollbackTo(conn, 'ferry_tx');
+        const culprit = outcome.effects.findLast((e) => violations.has(rowKey(e.table, e.id)))!;
+        return rejected(tx, whereRejection(culprit));
+      }
+      await conn.query('RELEASE SAVEPOINT ferry_tx');
+      return appliedResult(tx);
+    } catch (error) {
+      if (isConnectionError(error)) throw new ConnectionLost('connection lost', { cause: error });
+      const code = sqlState(error);
+      if (code === null) throw error;
+      await this.rollbackTo(conn, 'ferry_tx');
+      if (isTransient(code)) return 'retry';
+      const index = currentOp >= 0 ? currentOp : await this.findReadCulprit(conn, tx, client);
+      if (index === 'retry') return 'retry';
+      return rejected(tx, { index, code: 'FERRY_S6005', message: (error as Error).message });
+    }
+  }
+
+  /** The op whose row read fails (a value or id Postgres cannot take). */
+  private async findReadCulprit(conn: pg.PoolClient, tx: PreparedTx, client: WriteClient): Promise<number | 'retry'> {
+    for (const op of tx.ops) {
+      await conn.query('SAVEPOINT ferry_op');
+      try {
+        await this.readRows(conn, [{ ...tx, ops: [op] }], client);
+        await conn.query('RELEASE SAVEPOINT ferry_op');
+      } catch (error) {
+        if (isConnectionError(error)) throw new ConnectionLost('connection lost', { cause: error });
+        await this.rollbackTo(conn, 'ferry_op');
+        if (isTransient(sqlState(error) ?? '')) return 'retry';
+        return op.index;
+      }
+    }
+    return tx.ops[0]?.index ?? 0;
+  }
+
+  // ── reading and validating ───────────────────────────────────────────────
+
+  /** Locks and reads every row the transactions touch, one query per table. */
+  private async readRows(conn: pg.PoolClient, txs: PreparedTx[], client: WriteClient): Promise<Map<string, StoredRow>> {
+    const byTable = new Map<WriteTable, { ids: string[]; values: Map<string, Map<string, string | null>> }>();
+    for (const tx of txs) {
+      for (const op of tx.ops) {
+        let entry = byTable.get(op.table);
+        if (entry === undefined) byTable.set(op.table, (entry = { ids: [], values: new Map() }));
+        let row = entry.values.get(op.id);
+        if (row === undefined) {
+          entry.ids.push(op.id);
+          entry.values.set(op.id, (row = new Map()));
+        }
+        for (const [name, text] of op.values) {
+          if (isProtected(op.table, name) && !row.has(name)) row.set(name, text);
+        }
+      }
+    }
+    const out = new Map<string, StoredRow>();
+    for (const [table, { ids, values }] of byTable) {
+      const compared = [...new Set([...values.values()].flatMap((row) => [...row.keys()]))];
+      const params: unknown[] = [ids, ...compared.map((name) => ids.map((id) => values.get(id)!.get(name) ?? null))];
+      const relation = quoteIdent(table.rule.table);
+      const unnest = `unnest(${params.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS __ferry_v(__ferry_k${compared
+        .map((_, i) => `, __ferry_c${i}`)
+        .join('')})`;
+      const owner = table.rule.owner ? `${relation}.${quoteIdent(table.rule.owner.column)}::text` : 'NULL::text';
+      let where = 'true';
+      if (table.rule.where !== null) {
+        where = renderWhere(table.rule.where, params.length + 1);
+        params.push(...whereParams(table.rule.where, client.userId, client.claims));
+      }
+      const equal = compared.map((name, i) => {
+        const column = table.columns.get(name)!;
+        const stored = `${relation}.${column.sql}`;
+        const sent = `__ferry_v.__ferry_c${i}::${column.cast}`;
+        return column.compareAsText
+          ? `, (${stored}::text IS NOT DISTINCT FROM ${sent}::text) AS e${i}`
+          : `, (${stored} IS NOT DISTINCT FROM ${sent}) AS e${i}`;
+      });
+      const { rows } = await conn.query<Record<string, unknown>>({
+        text: `SELECT __ferry_v.__ferry_k AS k, ${owner} AS owner, ${where} AS w${equal.join('')}
+                 FROM ${unnest} JOIN ${table.sql} ON ${relation}.id = __ferry_v.__ferry_k::${table.id.cast}
+                ORDER BY ${relation}.id FOR UPDATE OF ${relation}`,
+        values: params,
+      });
+      for (const row of rows) {
+        const id = row['k'] as string;
+        const sentValues = values.get(id)!;
+        out.set(rowKey(table, id), {
+          exists: true,
+          owner: (row['owner'] as string | null) ?? null,
+          whereOk: row['w'] === true,
+          compared: new Map(
+            compared
+              .map((name, i) => [name, { text: sentValues.get(name) ?? null, equal: row[`e${i}`] === true }] as const)
+              .filter(([name]) => sentValues.has(name)),
+          ),
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Validates a transaction against the rows as read; returns its effects in op order, or its rejection. */
+  /**
+   * Validates a transaction against the rows as read, as left by the round's
+   * earlier accepted transactions (`round`, updated when this one is valid).
+   * Returns its effects in op order, or its rejection.
+   */
+  private validate(
+    tx: PreparedTx,
+    stored: Map<string, StoredRow>,
+    client: WriteClient,
+    round: Map<string, Working> = new Map(),
+  ): ValidTx | Rejection {
+    const working = new Map<string, Working>();
+    const effects: Effect[] = [];
+    for (const op of tx.ops) {
+      const key = rowKey(op.table, op.id);
+      let row = working.get(key);
+      if (row === undefined) {
+        const earlier = round.get(key);
+        const found = stored.get(key);
+        row =
+          earlier !== undefined
+            ? { ...earlier, known: new Map(earlier.known) }
+            : { exists: found?.exists === true, fromStore: found?.exists === true, stored: found, known: new Map() };
+        working.set(key, row);
+      }
+      const rule = op.table.rule;
+      const checkRow = (): Rejection | null => {
+        if (!row!.fromStore || row!.stored === undefined) return null; // inserted by this transaction: checked after writing
+        if (rule.owner !== null && row!.stored.owner !== ownerValue(op.table, client)) {
+          return { index: op.index, code: 'FERRY_S6004', message: `the ${rule.name} row belongs to another user` };
+        }
+        if (!row!.stored.whereOk) {
+          return {
+            index: op.index,
+            code: 'FERRY_S6004',
+            message: `the ${rule.name} row does not match the write rules' where`,
+          };
+        }
+        return null;
+      };
+      const updateValues = (): Map<string, string | null> | Rejection => {
+        const kept = new Map<string, string | null>();
+        for (const [name, text] of op.values) {
+          if (rule.owner?.column === name) continue; // cannot change; forced
+          if (op.table.writable.has(name)) {
+            kept.set(name, text);
+            continue;
+          }
+          let same: boolean;
+          if (row!.known.has(name)) same = row!.known.get(name) === text;
+          else if (row!.fromStore) {
+            const compared = row!.stored?.compared.get(name);
+            same = compared !== undefined && compared.equal && compared.text === text;
+          } else same = text === null; // inserted by this transaction without it: its default
+          if (!same) {
+            return op.table.immutable.has(name)
+              ? { index: op.index, code: 'FERRY_S6003', message: `column ${name} of ${rule.name} is immutable` }
+              : { index: op.index, code: 'FERRY_S6002', message: `column ${name} of ${rule.name} is not writable` };
+          }
+          row!.known.set(name, text);
+        }
+        return kept;
+      };
+
+      if (op.kind === 'DELETE') {
+        if (!row.exists) continue;
+        const problem = checkRow();
+        if (problem) return problem;
+        effects.push({ kind: 'delete', opIndex: op.index, table: op.table, id: op.id });
+        row.exists = false;
+        row.fromStore = false;
+        row.known = new Map();
+        continue;
+      }
+      if (op.kind === 'PUT' && !row.exists) {
+        if (!rule.operations.has('insert')) {
+          return { index: op.index, code: 'FERRY_S6001', message: `insert is not allowed on ${rule.name}` };
+        }
+        const values = new Map<string, string | null>();
+        for (const [name, text] of op.values) {
+          if (rule.owner?.column === name) continue;
+          if (op.table.writable.has(name) || op.table.immutable.has(name)) values.set(name, text);
+          else if (text !== null) {
+            return { index: op.index, code: 'FERRY_S6002', message: `column ${name} of ${rule.name} is not writable` };
+          }
+        }
+        if (rule.owner !== null) values.set(rule.owner.column, ownerValue(op.table, client));
+        effects.push({ kind: 'insert', opIndex: op.index, table: op.table, id: op.id, values });
+        row.exists = true;
+        row.fromStore = false;
+        row.known = new Map(values);
+        continue;
+      }
+      if (!row.exists) continue; // PATCH of a missing row: applied, no effect
+      if (op.kind === 'PUT' && !rule.operations.has('update')) {
+        return {
+          index: op.index,
+          code: 'FERRY_S6001',
+          message: `update is not allowed on ${rule.name} (the row exists)`,
+        };
+      }
+      const problem = checkRow();
+      if (problem) return problem;
+      const values = updateValues();
+      if (!(values instanceof Map)) return values;
+      for (const [name, text] of values) row.known.set(name, text);
+      if (values.size > 0) effects.push({ kind: 'update', opIndex: op.index, table: op.table, id: op.id, values });
+    }
+    for (const [key, row] of working) round.set(key, row);
+    return { tx, effects };
+  }
+
+  // ── writing ──────────────────────────────────────────────────────────────
+
+  /** Writes the net effect of valid transactions (distinct rows) with multi-row statements. */
+  private async writeNet(conn: pg.PoolClient, valid: ValidTx[], stored: Map<string, StoredRow>): Promise<void> {
+    const net = new Map<string, { table: WriteTable; id: string; row: NetRow }>();
+    for (const v of valid) {
+      for (const effect of v.effects) {
+        const key = rowKey(effect.table, effect.id);
+        let entry = net.get(key);
+        if (entry === undefined) {
+          const existed = stored.get(key)?.exists === true;
+          net.set(key, (entry = { table: effect.table, id: effect.id, row: { kind: existed ? 'keep' : 'absent' } }));
+        }
+        entry.row = fold(entry.row, effect);
+      }
+    }
+    const tables: WriteTable[] = [];
+    const phases = {
+      predelete: new Map<WriteTable, string[]>(),
+      insert: new Map<WriteTable, { id: string; values: Map<string, string | null> }[]>(),
+      update: new Map<WriteTable, { id: string; values: Map<string, string | null> }[]>(),
+      delete: new Map<WriteTable, string[]>(),
+    };
+    const push = <T>(map: Map<WriteTable, T[]>, table: WriteTable, item: T) => {
+      if (!tables.includes(table)) tables.push(table);
+      let list = map.get(table);
+      if (list === undefined) map.set(table, (list = []));
+      list.push(item);
+    };
+    for (const { table, id, row } of net.values()) {
+      switch (row.kind) {
+        case 'replace':
+          push(phases.predelete, table, id);
+          push(phases.insert, table, { id, values: row.values });
+          break;
+        case 'insert':
+          push(phases.insert, table, { id, values: row.values });
+          break;
+        case 'update':
+          if (row.values.size > 0) push(phases.update, table, { id, values: row.values });
+          break;
+        case 'delete':
+          push(phases.delete, table, id);
+          break;
+        default:
+          break;
+      }
+    }
+    for (const table of tables) {
+      const ids = phases.predelete.get(table);
+      if (ids) await this.deleteRows(conn, table, ids);
+    }
+    for (const table of tables) {
+      const rows = phases.insert.get(table);
+      if (rows) for (const group of groupByColumns(rows)) await this.insertRows(conn, table, group);
+    }
+    for (const table of tables) {
+      const rows = phases.update.get(table);
+      if (rows) for (const group of groupByColumns(rows)) await this.updateRows(conn, table, group);
+    }
+    for (const table of tables) {
+      const ids = phases.delete.get(table);
+      if (ids) await this.deleteRows(conn, table, ids);
+    }
+  }
+
+  private async writeEffect(conn: pg.PoolClient, effect: Effect): Promise<void> {
+    if (effect.kind === 'delete') await this.deleteRows(conn, effect.table, [effect.id]);
+    else if (effect.kind === 'insert')
+      await this.insertRows(conn, effect.table, [{ id: effect.id, values: effect.values }]);
+    else await this.updateRows(conn, effect.table, [{ id: effect.id, values: effect.values }]);
+  }
+
+  private async insertRows(
+    conn: pg.PoolClient,
+    table: WriteTable,
+    rows: { id: string; values: Map<string, string | null> }[],
+  ): Promise<void> {
+    const columns = [...rows[0]!.values.keys()].map((name) => table.columns.get(name)!);
+    const params: unknown[] = [
+      rows.map((r) => r.id),
+      ...columns.map((c) => rows.map((r) => r.values.get(c.name) ?? null)),
+    ];
+    const names = ['id', ...columns.map((c) => c.sql)].join(', ');
+    const select = [
+      `__ferry_v.__ferry_k::${table.id.cast}`,
+      ...columns.map((c, i) => `__ferry_v.__ferry_c${i}::${c.cast}`),
+    ].join(', ');
+    await conn.query(`INSERT INTO ${table.sql} (${names}) SELECT ${select} FROM ${unnestOf(params.length)}`, params);
+  }
+
+  private async updateRows(
+    conn: pg.PoolClient,
+    table: WriteTable,
+    rows: { id: string; values: Map<string, string | null> }[],
+  ): Promise<void> {
+    const columns = [...rows[0]!.values.keys()].map((name) => table.columns.get(name)!);
+    const params: unknown[] = [
+      rows.map((r) => r.id),
+      ...columns.map((c) => rows.map((r) => r.values.get(c.name) ?? null)),
+    ];
+    const set = columns.map((c, i) => `${c.sql} = __ferry_v.__ferry_c${i}::${c.cast}`).join(', ');
+    const relation = quoteIdent(table.rule.table);
+    await conn.query(
+      `UPDATE ${table.sql} SET ${set} FROM ${unnestOf(params.length)}
+        WHERE ${relation}.id = __ferry_v.__ferry_k::${table.id.cast}`,
+      params,
+    );
+  }
+
+  private async deleteRows(conn: pg.PoolClient, table: WriteTable, ids: string[]): Promise<void> {
+    await conn.query(`DELETE FROM ${table.sql} WHERE id = ANY($1::${table.id.cast}[])`, [ids]);
+  }
+
+  /** Rows written by these transactions that no longer satisfy their table's `where`. */
+  private async checkWhere(conn: pg.PoolClient, valid: ValidTx[], client: WriteClient): Promise<Set<string>> {
+    const byTable = new Map<WriteTable, Set<string>>();
+    for (const v of valid) {
+      for (const effect of v.effects) {
+        if (effect.kind === 'delete' || effect.table.rule.where === null) continue;
+        let ids = byTable.get(effect.table);
+        if (ids === undefined) byTable.set(effect.table, (ids = new Set()));
+        ids.add(effect.id);
+      }
+    }
+    const violations = new Set<string>();
+    for (const [table, ids] of byTable) {
+      const where = table.rule.where!;
+      const relation = quoteIdent(table.rule.table);
+      const { rows } = await conn.query<{ k: string }>(
+        `SELECT __ferry_v.__ferry_k AS k FROM unnest($1::text[]) AS __ferry_v(__ferry_k)
+           JOIN ${table.sql} ON ${relation}.id = __ferry_v.__ferry_k::${table.id.cast}
+          WHERE NOT ${renderWhere(where, 2)}`,
+        [[...ids], ...whereParams(where, client.userId, client.claims)],
+      );
+      for (const row of rows) violations.add(rowKey(table, row.k));
+    }
+    return violations;
+  }
+
+  // ── metrics and logs ─────────────────────────────────────────────────────
+
+  private record(
+    prepared: PreparedTx[],
+    results: WriteTransactionResult[],
+    duplicates: Set<number>,
+    repeats: Map<number, number>,
+    client: WriteClient,
+  ): void {
+    for (const tx of prepared) {
+      const result = results[tx.position]!;
+      if (duplicates.has(tx.position) || (repeats.has(tx.position) && result.status !== 'retry')) {
+        this.metrics?.transactions.inc({ status: 'duplicate' });
+        continue;
+      }
+      this.metrics?.transactions.inc({ status: result.status });
+      if (result.status === 'applied') {
+        this.metrics?.opsApplied.inc(result.ops.length);
+        continue;
+      }
+      result.ops.forEach((op, index) => {
+        if (op.status !== 'rejected') return;
+        this.metrics?.opsRejected.inc({ code: op.code });
+        if (op.code !== 'FERRY_S6006' && (result.status === 'rejected' || index === 0)) {
+          this.logger?.info(
+            { code: op.code, table: tx.source.ops[index]?.type.slice(0, 64), userId: client.userId },
+            result.status === 'retry' ? 'write transaction will be retried' : 'write op rejected',
+          );
+        }
+      });
+    }
+  }
+}
+
+/** The answer stored under an idempotency key. */
+interface StoredResult {
+  status: 'applied' | 'rejected';
+  ops: WriteOpResult[];
+}
+
+function fromStored(tx: PreparedTx, stored: StoredResult | null): WriteTransactionResult {
+  if (stored === null) {
+    return {
+      id: tx.source.id,
+      status: 'applied',
+      duplicate: true,
+      ops: tx.source.ops.map(() => ({ status: 'applied' })),
+    };
+  }
+  return { id: tx.source.id, status: stored.status, duplicate: true, ops: stored.ops };
+}
+
+function appliedResult(tx: PreparedTx): WriteTransactionResult {
+  return { id: tx.source.id, status: 'applied', ops: tx.source.ops.map(() => ({ status: 'applied' })) };
+}
+
+function rejected(tx: PreparedTx, rejection: Rejection): WriteTransactionResult {
+  return {
+    id: tx.source.id,
+    status: 'rejected',
+    ops: tx.source.ops.map((_, index) =>
+      index === rejection.index
+        ? { status: 'rejected', retryable: false, code: rejection.code, message: rejection.message }
+        : {
+            status: 'rejected',
+            retryable: false,
+            code: 'FERRY_S6006',
+            message: `op ${rejection.index} of this transaction was rejected (${rejection.code}); nothing was applied`,
+          },
+    ),
+  };
+}
+
+function retryResult(tx: PreparedTx, message: string): WriteTransactionResult {
+  return {
+    id: tx.source.id,
+    status: 'retry',
+    ops: tx.source.ops.map(() => ({ status: 'rejected', retryable: true, code: 'FERRY_S6008', message })),
+  };
+}
+
+function whereRejection(effect: Effect): Rejection {
+  return {
+    index: effect.opIndex,
+    code: 'FERRY_S6004',
+    message: `the ${effect.table.rule.name} row would not match the write rules' where after this write`,
+  };
+}
+
+/** A column whose sent value must be compared with the stored one (not freely writable). */
+function isProtected(table: WriteTable, name: string): boolean {
+  return !table.writable.has(name) && table.rule.owner?.column !== name;
+}
+
+function ownerValue(table: WriteTable, client: WriteClient): string | null {
+  const owner = table.rule.owner;
+  if (owner === null) return null;
+  return owner.claim === 'sub' ? client.userId : claimText(client.claims[owner.claim]);
+}
+
+function quoteName(name: string): string {
+  return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+}
+
+function fold(row: NetRow, effect: Effect): NetRow {
+  switch (effect.kind) {
+    case 'insert':
+      return { kind: row.kind === 'delete' ? 'replace' : 'insert', values: new Map(effect.values) };
+    case 'update':
+      if (row.kind === 'insert' || row.kind === 'replace' || row.kind === 'update') {
+        const values = new Map(row.values);
+        for (const [name, text] of effect.values) values.set(name, text);
+        return { kind: row.kind, values };
+      }
+      return { kind: 'update', values: new Map(effect.values) };
+    case 'delete':
+      return row.kind === 'insert' ? { kind: 'absent' } : { kind: 'delete' };
+  }
+}
+
+function groupByColumns<T extends { values: Map<string, string | null> }>(rows: T[]): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const signature = [...row.values.keys()].sort().join(ROW_SEP);
+    let group = groups.get(signature);
+    if (group === undefined) groups.set(signature, (group = []));
+    // Keep one column order per group.
+    group.push(group.length === 0 ? row : { ...row, values: reorder(row.values, group[0]!.values) });
+  }
+  return [...groups.values()];
+}
+
+function reorder(values: Map<string, string | null>, like: Map<string, string | null>): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const name of like.keys()) out.set(name, values.get(name) ?? null);
+  return out;
+}
+
+function unnestOf(count: number): string {
+  const args = Array.from({ length: count }, (_, i) => `$${i + 1}::text[]`).join(', ');
+  const names = ['__ferry_k', ...Array.from({ length: count - 1 }, (_, i) => `__ferry_c${i}`)].join(', ');
+  return `unnest(${args}) AS __ferry_v(${names})`;
+}
+
+/** Creates `<schema>.write_transactions` if needed (concurrent start-ups are fine). */
+export async function ensureBookkeeping(client: Pick<pg.ClientBase, 'query'>, schema: string): Promise<void> {
+  const table = `${quoteIdent(schema)}.write_transactions`;
+  for (const statement of [
+    `CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`,
+    `CREATE TABLE IF NOT EXISTS ${table} (
+       user_id text NOT NULL,
+       key text NOT NULL,
+       result jsonb,
+       applied_at timestamptz NOT NULL DEFAULT now(),
+       PRIMARY KEY (user_id, key)
+     )`,
+  ]) {
+    try {
+      await client.query(statement);
+    } catch (error) {
+      // Two processes creating it at once: one wins, the other sees a duplicate.
+      if (!['23505', '42P06', '42P07'].includes(sqlState(error) ?? '')) throw error;
+    }
+  }
+}
