@@ -1,11 +1,16 @@
 /**
- * Write checkpoints with the official `@powersync/node` client (1.1.0, HTTP
- * streaming): its connector uploads local writes straight into Postgres with
- * `pg`, then the client asks Ferry for a write checkpoint and waits for the
- * stream to echo it before applying downloads over its local data. The client
- * must not stall: the upload completes, the local row stays, the queue
- * empties, another Ferry client sees the row and later server changes still
- * arrive.
+ * The official `@powersync/node` client (1.1.0, HTTP streaming) writing:
+ *
+ * - Write checkpoints: its connector uploads local writes straight into
+ *   Postgres with `pg`, then the client asks Ferry for a write checkpoint and
+ *   waits for the stream to echo it before applying downloads over its local
+ *   data. The client must not stall: the upload completes, the local row
+ *   stays, the queue empties, another Ferry client sees the row and later
+ *   server changes still arrive.
+ * - Ferry's write API as a PowerSync upload endpoint: the connector POSTs
+ *   its CRUD transactions (`CrudEntry.toJSON()`) to `/write`; write rules
+ *   apply (a forged owner is corrected), a resent transaction is not applied
+ *   twice, and the client keeps syncing.
  */
 import { column as ferryColumn, Schema as FerrySchema, Table as FerryTable } from '@ferry/client';
 import type { FerryService } from '@ferry/service';
@@ -18,6 +23,7 @@ import {
   UpdateType,
   type AbstractPowerSyncDatabase,
 } from '@powersync/node';
+import type { WriteResponse } from '@ferry/protocol';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cleanup, openClient, pgQuery, startServiceFixture, type TestKeys, waitFor, waitForRows } from './stack.js';
@@ -33,6 +39,14 @@ bucket_definitions:
 const SOURCE = `
   CREATE TABLE todos (id text PRIMARY KEY, owner text NOT NULL, title text, n int);
   INSERT INTO todos VALUES ('t1', 'u1', 'first', 1), ('t2', 'u2', 'not mine', 2);
+`;
+
+const WRITE_RULES = `
+tables:
+  todos:
+    operations: [insert, update, delete]
+    columns: [title, n]
+    owner: { column: owner }
 `;
 
 const COLUMNS = ['owner', 'title', 'n'] as const;
@@ -55,6 +69,7 @@ beforeAll(async () => {
     database: 'ferry_e2e_powersync_upload',
     source: SOURCE,
     rules: RULES,
+    writeRules: WRITE_RULES,
   });
   url = fixture.url;
   service = fixture.service;
@@ -200,6 +215,88 @@ describe('the official @powersync/node client uploading', () => {
       },
     );
     expect(uploads.ops).toBe(2);
+    await ps.disconnect();
+  });
+});
+
+describe('the official @powersync/node client uploading through the write API', () => {
+  it('posts its CRUD transactions to /write: rules apply, a resend is not applied twice, syncing goes on', async () => {
+    const token = await keys.token('u1');
+    const sent: string[] = [];
+    const answers: WriteResponse[] = [];
+    const connector = {
+      fetchCredentials: async () => ({ endpoint: service.url, token }),
+      uploadData: async (db: AbstractPowerSyncDatabase) => {
+        for (;;) {
+          const tx = await db.getNextCrudTransaction();
+          if (!tx) return;
+          const body = JSON.stringify({ client_id: await db.getClientId(), batch: tx.crud.map((e) => e.toJSON()) });
+          const response = await fetch(`${service.url}/write`, {
+            method: 'POST',
+            headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+            body,
+          });
+          if (!response.ok) throw new Error(`/write answered ${response.status}: ${await response.text()}`);
+          const answer = (await response.json()) as WriteResponse;
+          if (answer.transactions.some((t) => t.status === 'retry')) throw new Error('the write API asked to retry');
+          sent.push(body);
+          answers.push(answer);
+          await tx.complete();
+        }
+      },
+    };
+    const ps = new PowerSyncDatabase({
+      schema: psSchema,
+      database: { dbFilename: 'powersync-write-api.db', dbLocation: dir },
+    });
+    cleanup.add(() => ps.close());
+    await ps.connect(connector, { connectionMethod: SyncStreamConnectionMethod.HTTP });
+    await ps.waitForFirstSync({ signal: AbortSignal.timeout(30_000) });
+
+    // One local transaction with an insert (forging another owner) and an update.
+    await ps.writeTransaction(async (tx) => {
+      await tx.execute(`INSERT INTO todos (id, owner, title, n) VALUES ('ps-1', 'u2', 'via the write API', 5)`);
+      await tx.execute(`UPDATE todos SET n = 60 WHERE id = 't1'`);
+    });
+    await waitFor(
+      async () =>
+        JSON.stringify(await pgQuery(url, `SELECT id, owner, n FROM todos WHERE id IN ('ps-1', 't1') ORDER BY id`)) ===
+        JSON.stringify([
+          { id: 'ps-1', owner: 'u1', n: 5 },
+          { id: 't1', owner: 'u1', n: 60 },
+        ]),
+      { timeoutMs: 30_000, message: 'the upload did not reach Postgres as the write rules say' },
+    );
+    expect(answers).toHaveLength(1);
+    expect(answers[0]!.transactions.map((t) => t.status)).toEqual(['applied']);
+
+    // The client converges to the server's (corrected) row and does not stall.
+    await waitFor(
+      async () => {
+        const [{ count }] = (await ps.getAll('SELECT count(*) AS count FROM ps_crud')) as { count: number }[];
+        const rows = (await ps.getAll(`SELECT owner FROM todos WHERE id = 'ps-1'`)) as { owner: string }[];
+        return count === 0 && !ps.currentStatus.dataFlowStatus.uploading && rows[0]?.owner === 'u1';
+      },
+      { timeoutMs: 30_000, message: () => `client stalled: ${describePowerSyncStatus(ps)}` },
+    );
+
+    // The same request again (a lost answer, retried): acknowledged, not applied again.
+    const before = await pgQuery(url, `SELECT count(*)::int AS n FROM todos`);
+    const again = await fetch(`${service.url}/write`, {
+      method: 'POST',
+      headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+      body: sent[0]!,
+    });
+    const repeated = (await again.json()) as WriteResponse;
+    expect(repeated.transactions).toMatchObject([{ status: 'applied', duplicate: true }]);
+    expect(await pgQuery(url, `SELECT count(*)::int AS n FROM todos`)).toEqual(before);
+
+    // Downloads keep coming.
+    await pgQuery(url, `INSERT INTO todos VALUES ('t5', 'u1', 'after the write API', 5)`);
+    await waitFor(async () => ((await ps.getAll(`SELECT 1 FROM todos WHERE id = 't5'`)) as unknown[]).length === 1, {
+      timeoutMs: 30_000,
+      message: 'a server-side insert did not arrive after uploading through the write API',
+    });
     await ps.disconnect();
   });
 });

@@ -352,7 +352,7 @@ export interface TestClient {
   db: FerryDatabase;
   traffic: SyncTraffic;
   path: string;
-  /** Number of times the connector was asked for credentials. */
+  /** Number of times the default connector was asked for credentials (0 with a custom one). */
   credentialRequests(): number;
   connect(): Promise<void>;
 }
@@ -370,6 +370,8 @@ export async function openClient(options: {
   name?: string;
   connect?: boolean;
   path?: string;
+  /** The connector to use (e.g. one that uploads); default: credentials only, no uploads. */
+  connector?: FerryConnector;
 }): Promise<TestClient> {
   const file =
     options.path ?? path.join(options.dir, `${options.name ?? 'client'}-${Math.random().toString(36).slice(2)}.db`);
@@ -377,7 +379,7 @@ export async function openClient(options: {
   const db = await openFerryDatabase({ path: file, schema: options.schema, fetch: traffic.fetch });
   options.cleanup.add(() => db.close());
   let requests = 0;
-  const connector: FerryConnector = {
+  const connector: FerryConnector = options.connector ?? {
     fetchCredentials: async () => {
       requests++;
       return { endpoint: options.endpoint(), token: await options.token() };
