@@ -29,6 +29,7 @@ import { localWriteScenario } from './local-write-scenario.js';
 import { replicationScenario } from './replication-scenario.js';
 import { selectScenarios } from './select-scenarios.js';
 import { snapshotScenario } from './snapshot-scenario.js';
+import { writePathScenario } from './write-path-scenario.js';
 
 const SCENARIOS: readonly Scenario[] = [
   initialSyncScenario,
@@ -38,6 +39,7 @@ const SCENARIOS: readonly Scenario[] = [
   fanoutScenario,
   localQueryScenario,
   localWriteScenario,
+  writePathScenario,
 ];
 
 function errorText(error: unknown): string {

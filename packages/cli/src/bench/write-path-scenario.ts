@@ -1,0 +1,240 @@
+/**
+ * The write path end to end, against the service as a child process:
+ *
+ * - `upload_apply_ops_per_s`: 10,000 PUTs POSTed straight to `/write` in
+ *   batches of 1,000 ops (100 transactions of 10 ops each), timed until the
+ *   last answer: the write API's apply rate into Postgres. Three rounds.
+ * - `a_to_b_p50_ms` / `a_to_b_p95_ms`: two connected Ferry clients of one
+ *   user; client A updates one row in a `writeTransaction`, timed until B's
+ *   `watch` shows the value (A's upload loop → write API → Postgres →
+ *   replication → B's stream → B's SQLite). 200 writes after 10 warm-up.
+ * - `offline_10k_drain_ms`: A, disconnected, makes 10,000 one-row inserts;
+ *   then A connects, timed until B holds all 10,000 rows.
+ */
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ferryConnector, type FerryDatabase } from '@ferry/client';
+import { openFerryDatabase } from '@ferry/client-node';
+import {
+  LISTS_ITEMS_DDL,
+  USER_LISTS_RULES,
+  ferryItemsSchema,
+  insertItems,
+  insertLists,
+  itemId,
+  listId,
+} from './bench-data.js';
+import type { BenchContext, Scenario } from './bench-context.js';
+import { median, metric, percentile } from './harness.js';
+
+const ITEMS_WRITE_RULES = `
+tables:
+  items:
+    operations: [insert, update, delete]
+    columns: '*'
+    where: "list_id IN (SELECT id FROM lists WHERE owner_id = request.user_id())"
+`;
+
+const APPLY_OPS = 10_000;
+const APPLY_BATCH_OPS = 1_000;
+const APPLY_TX_OPS = 10;
+const APPLY_ROUNDS = 3;
+const A_TO_B_WRITES = 200;
+const A_TO_B_WARMUP = 10;
+const OFFLINE_WRITES = 10_000;
+const TIMEOUT_MS = 20_000;
+
+function uuid(n: number, salt: string): string {
+  const hex = (n.toString(16) + salt).padStart(32, '0').slice(-32);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+export const writePathScenario: Scenario = {
+  name: 'write_path',
+  summary: 'write API apply rate; write on client A → visible on client B; 10,000 offline writes drained',
+  needsPostgres: true,
+  metrics: [
+    { name: 'upload_apply_ops_per_s', unit: 'ops/s', target: { op: '>', value: 10_000 } },
+    { name: 'a_to_b_p50_ms', unit: 'ms', target: { op: '<', value: 50 } },
+    { name: 'a_to_b_p95_ms', unit: 'ms', target: { op: '<', value: 150 } },
+    { name: 'offline_10k_drain_ms', unit: 'ms' },
+  ],
+  async run(ctx, out) {
+    const db = await ctx.createDatabase('write');
+    let service: Awaited<ReturnType<BenchContext['startService']>> | null = null;
+    const clients: FerryDatabase[] = [];
+    try {
+      await db.client.query(LISTS_ITEMS_DDL);
+      await insertLists(db.client, 'u1', 10);
+      await insertItems(db.client, 'u1', 10, 1, 1_000);
+      service = await ctx.startService(db, USER_LISTS_RULES, { writeRulesYaml: ITEMS_WRITE_RULES });
+      const url = service.url;
+      const token = await ctx.token('u1');
+
+      // ── apply rate through the write API ────────────────────────────────
+      const rates: number[] = [];
+      for (let round = 0; round < APPLY_ROUNDS; round++) {
+        const bodies: string[] = [];
+        for (let b = 0; b < APPLY_OPS / APPLY_BATCH_OPS; b++) {
+          const transactions = [];
+          for (let t = 0; t < APPLY_BATCH_OPS / APPLY_TX_OPS; t++) {
+            const ops = [];
+            for (let o = 0; o < APPLY_TX_OPS; o++) {
+              const n = ((round * APPLY_OPS + b * APPLY_BATCH_OPS + t * APPLY_TX_OPS + o) >>> 0) + 1;
+              ops.push({
+                op: 'PUT',
+                type: 'items',
+                id: uuid(n, 'a'),
+                data: {
+                  list_id: listId('u1', n % 10),
+                  title: `Uploaded ${n}`,
+                  body: 'x'.repeat(40),
+                  done: n % 2,
+                  n,
+                  created_at: '2025-01-01T00:00:00.000Z',
+                },
+              });
+            }
+            transactions.push({ id: `bench:${round}:${b}:${t}`, ops });
+          }
+          bodies.push(JSON.stringify({ client_id: 'bench', transactions }));
+        }
+        const started = performance.now();
+        for (const body of bodies) {
+          const response = await fetch(`${url}/write`, {
+            method: 'POST',
+            headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+            body,
+          });
+          const answer = (await response.json()) as { transactions?: { status: string }[] };
+          if (response.status !== 200 || answer.transactions?.some((t) => t.status !== 'applied')) {
+            throw new Error(`/write answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
+          }
+        }
+        rates.push(APPLY_OPS / ((performance.now() - started) / 1000));
+      }
+      out.add(
+        metric('upload_apply_ops_per_s', 'ops/s', rates, {
+          value: median(rates),
+          target: { op: '>', value: 10_000 },
+          note: `${APPLY_OPS} PUTs, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} ops per transaction, ${APPLY_ROUNDS} rounds`,
+        }),
+      );
+
+      // ── A → B ───────────────────────────────────────────────────────────
+      const dir = await ctx.tempDir('write');
+      const open = async (name: string): Promise<FerryDatabase> => {
+        const client = await openFerryDatabase({ path: path.join(dir, `${name}.db`), schema: ferryItemsSchema() });
+        clients.push(client);
+        return client;
+      };
+      const connector = ferryConnector({ endpoint: url, fetchToken: async () => token });
+      const a = await open('a');
+      const b = await open('b');
+      await a.connect(connector);
+      await b.connect(connector);
+      await Promise.all([a.waitForFirstSync(), b.waitForFirstSync()]);
+      const id = await itemId(db.client, 'u1', 1);
+
+      let expected: number | null = null;
+      let resolveSeen: ((at: number) => void) | null = null;
+      const stopWatch = b.watch<{ n: number }>('SELECT n FROM items WHERE id = ?', [id], {
+        onResult(rows) {
+          const at = performance.now();
+          if (expected !== null && rows[0] !== undefined && Number(rows[0].n) === expected) {
+            const resolve = resolveSeen;
+            resolveSeen = null;
+            resolve?.(at);
+          }
+        },
+      });
+      const lags: number[] = [];
+      try {
+        for (let i = 1; i <= A_TO_B_WARMUP + A_TO_B_WRITES; i++) {
+          const value = 2_000_000 + i;
+          const seen = new Promise<number>((resolve, reject) => {
+            resolveSeen = resolve;
+            setTimeout(
+              () => reject(new Error(`write ${i} not visible on B after ${TIMEOUT_MS} ms`)),
+              TIMEOUT_MS,
+            ).unref();
+          });
+          expected = value;
+          const started = performance.now();
+          await a.writeTransaction((tx) => tx.execute('UPDATE items SET n = ? WHERE id = ?', [value, id]));
+          const at = await seen;
+          if (i > A_TO_B_WARMUP) lags.push(at - started);
+        }
+      } finally {
+        stopWatch();
+      }
+      const lagNote = `${A_TO_B_WRITES} one-row updates after ${A_TO_B_WARMUP} warm-up, one user on two devices; max ${Math.max(...lags).toFixed(1)} ms`;
+      out.add(
+        metric('a_to_b_p50_ms', 'ms', lags, {
+          value: percentile(lags, 50),
+          target: { op: '<', value: 50 },
+          note: lagNote,
+        }),
+      );
+      out.add(
+        metric('a_to_b_p95_ms', 'ms', lags, {
+          value: percentile(lags, 95),
+          target: { op: '<', value: 150 },
+          note: 'same samples as p50',
+        }),
+      );
+
+      // ── 10,000 offline writes drained ───────────────────────────────────
+      await a.disconnect();
+      const before = Number((await b.get<{ n: number }>('SELECT count(*) AS n FROM items')).n);
+      for (let i = 0; i < OFFLINE_WRITES; i++) {
+        await a.writeTransaction((tx) =>
+          tx.execute('INSERT INTO items (id, list_id, title, body, done, n, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+            uuid(i + 1, 'b'),
+            listId('u1', i % 10),
+            `Offline ${i}`,
+            'written while offline',
+            0,
+            i,
+            '2025-01-02T00:00:00.000Z',
+          ]),
+        );
+      }
+      const started = performance.now();
+      await a.connect(connector);
+      await waitUntil(
+        async () =>
+          Number((await b.get<{ n: number }>('SELECT count(*) AS n FROM items')).n) >= before + OFFLINE_WRITES,
+        `${OFFLINE_WRITES} offline writes visible on B`,
+        120_000,
+      );
+      const drained = performance.now() - started;
+      const onServer = Number(
+        (await db.client.query(`SELECT count(*) AS n FROM items WHERE title LIKE 'Offline %'`)).rows[0].n,
+      );
+      if (onServer !== OFFLINE_WRITES)
+        throw new Error(`Postgres holds ${onServer} offline rows, expected ${OFFLINE_WRITES}`);
+      out.add(
+        metric('offline_10k_drain_ms', 'ms', [drained], {
+          value: drained,
+          note: `${OFFLINE_WRITES} one-row transactions queued offline, from connect until all visible on B (${median([drained]).toFixed(0)} ms, 1 run)`,
+        }),
+      );
+    } finally {
+      for (const client of clients) {
+        await client.disconnect().catch(() => {});
+        await client.close().catch(() => {});
+      }
+      await service?.stop();
+      await ctx.dropDatabase(db);
+    }
+  },
+};
