@@ -8,6 +8,7 @@ import {
 import type { FerryConnector, FerryCredentials, UploadDataOptions } from './connector.js';
 import type { FerryDatabase } from './ferry-database.js';
 import type { RejectedOp } from './rejections.js';
+import { compactCrud } from './queue-compaction.js';
 import type { CrudBatch, CrudEntry } from './upload-queue.js';
 
 export interface FerryWriteConnectorOptions {
@@ -25,6 +26,15 @@ export interface FerryWriteConnectorOptions {
   fetch?: typeof fetch;
   /** Ops per request (default 1000); transactions are never split, so a larger one goes alone. */
   batchSize?: number;
+  /**
+   * Compact each batch before sending (see `compactCrud`): several edits of
+   * one row go up as one op, with the same end state on the server. The
+   * batch is then sent as ONE transaction (all of it applies, or all of it
+   * is rejected), keyed by the range of queued ops it covers; a retry after
+   * a lost answer resends exactly that range. Off by default, because it
+   * gives up per-transaction atomicity and rejection.
+   */
+  compact?: boolean;
 }
 
 /** One local transaction as sent: its idempotency key and its ops. */
@@ -63,6 +73,8 @@ export class FerryWriteConnector implements FerryConnector {
   readonly endpoint: string;
   private readonly options: FerryWriteConnectorOptions;
   private token: string | null = null;
+  /** Compact mode: the queued ops of the last batch sent but not settled (resent as the same range). */
+  private unsettled: { first: number; count: number } | null = null;
 
   constructor(options: FerryWriteConnectorOptions) {
     this.options = options;
@@ -85,10 +97,76 @@ export class FerryWriteConnector implements FerryConnector {
     const batchSize = Math.max(1, Math.floor(this.options.batchSize ?? DEFAULT_BATCH_SIZE));
     for (;;) {
       if (options.signal?.aborted === true) return;
+      if (this.options.compact === true) {
+        if (!(await this.sendCompacted(db, clientId, batchSize, options.signal))) return;
+        continue;
+      }
       const batch = await db.getCrudBatch(batchSize, { wholeTransactions: true });
       if (batch === null) return;
       await this.sendBatch(batch, groupTransactions(clientId, batch.crud), clientId, options.signal);
     }
+  }
+
+  /**
+   * Compact mode: sends one batch, compacted, as one transaction keyed by
+   * the queue ids it covers, and settles it. Returns false when the queue is
+   * empty.
+   */
+  private async sendCompacted(
+    db: FerryDatabase,
+    clientId: string,
+    batchSize: number,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    let batch = await db.getCrudBatch(this.unsettled?.count ?? batchSize, { wholeTransactions: true });
+    if (batch !== null && this.unsettled !== null && batch.crud[0]!.clientId !== this.unsettled.first) {
+      // The queue was settled some other way meanwhile: the remembered range is gone.
+      this.unsettled = null;
+      batch = await db.getCrudBatch(batchSize, { wholeTransactions: true });
+    }
+    if (batch === null) {
+      this.unsettled = null;
+      return false;
+    }
+    const raw = batch.crud;
+    const first = raw[0]!;
+    const last = raw.at(-1)!;
+    this.unsettled = { first: first.clientId, count: raw.length };
+    const compacted = compactCrud(raw);
+    const sending: OutgoingTransaction = { id: `${clientId}:c${first.clientId}-${last.clientId}`, entries: compacted };
+    const answer = await this.post(clientId, [sending], signal);
+    const result = answer.kind === 'answered' ? answer.response.transactions?.[0] : undefined;
+    if (answer.kind === 'answered' && (result === undefined || result.status === 'retry')) {
+      throw new FerryError('FERRY_C1009', `the write API asked to retry the compacted batch ${sending.id}`);
+    }
+    let rejected: RejectedOp[] = [];
+    if (answer.kind === 'refused' && first.transactionId !== last.transactionId) {
+      // 400 / 413: try a smaller range (whole transactions), down to one transaction.
+      this.unsettled = { first: first.clientId, count: Math.max(1, Math.floor(raw.length / 2)) };
+      return true;
+    }
+    if (answer.kind === 'refused') {
+      rejected = raw.map((op) => ({ op, code: answer.code, message: answer.message }));
+    } else if (result!.status === 'rejected') {
+      // Each queued op gets the answer of the compacted op that carries its row.
+      const byRow = new Map<string, { code: string; message: string }>();
+      for (const [i, op] of compacted.entries()) {
+        const opAnswer = result!.ops?.[i];
+        if (opAnswer?.status === 'rejected' && opAnswer.code !== 'FERRY_S6006') {
+          byRow.set(JSON.stringify([op.table, op.id]), { code: opAnswer.code, message: opAnswer.message });
+        }
+      }
+      rejected = raw.map((op) => ({
+        op,
+        ...(byRow.get(JSON.stringify([op.table, op.id])) ?? {
+          code: 'FERRY_S6006',
+          message: 'another op of the compacted batch was rejected',
+        }),
+      }));
+    }
+    await batch.complete({ through: last, rejected });
+    this.unsettled = null;
+    return true;
   }
 
   /** Sends a prefix of the batch's transactions (halving it on 400/413) and settles what was answered. */

@@ -26,4 +26,5 @@ export type { FerryLogger } from './logger.js';
 export { TableUsageAnalyzer } from './table-usage.js';
 export type { TableUsage } from './table-usage.js';
 export { Mutex } from './mutex.js';
+export { compactCrud } from './queue-compaction.js';
 export type { CompleteOptions, CrudBatch, CrudEntry, CrudOp, CrudTransaction } from './upload-queue.js';

@@ -119,8 +119,9 @@ class WriteFaults {
 async function writer(
   user: string,
   name: string,
-  faults = new WriteFaults(),
+  options: { compact?: boolean } = {},
 ): Promise<TestClient & { faults: WriteFaults }> {
+  const faults = new WriteFaults();
   const client = await openClient({
     cleanup,
     dir: fx.dir,
@@ -133,6 +134,7 @@ async function writer(
       endpoint: fx.service.url,
       fetchToken: () => fx.keys.token(user),
       fetch: faults.fetch,
+      ...(options.compact === undefined ? {} : { compact: options.compact }),
     }),
   });
   return Object.assign(client, { faults });
@@ -350,6 +352,27 @@ describe('writes from Ferry clients through the write API', () => {
     expect(badColumn.ops[0]!.code).toBe('FERRY_S6007');
     const [{ n }] = await pgQuery<{ n: number }>(fx.url, `SELECT count(*)::int AS n FROM todos WHERE id = 't1'`);
     expect(n).toBe(1);
+  });
+
+  it('compacts uploads when asked: one write per row, the same end state, still exactly once', async () => {
+    const a = await writer('alice', 'compact', { compact: true });
+    await a.db.execute(`INSERT INTO todos (id, list_id, title, done) VALUES ('c1', 'shared', 'v0', 0)`);
+    for (let v = 1; v <= 5; v++) await a.db.execute(`UPDATE todos SET title = ? WHERE id = 'c1'`, [`v${v}`]);
+    await a.db.execute(`INSERT INTO todos (id, list_id, title, done) VALUES ('c2', 'shared', 'short-lived', 0)`);
+    await a.db.execute(`DELETE FROM todos WHERE id = 'c2'`);
+    expect(a.db.currentStatus.pendingCount).toBe(8);
+    a.faults.dropNextAnswer = true;
+    await a.connect();
+    await waitFor(() => queueDrained(a.db), { message: 'the compacted upload never completed' });
+    expect(a.faults.requests).toBeGreaterThanOrEqual(2); // the lost answer was retried
+    expect(await pgQuery(fx.url, `SELECT id, title FROM todos WHERE id IN ('c1', 'c2')`)).toEqual([
+      { id: 'c1', title: 'v5' },
+    ]);
+    // Eight queued ops became one insert of c1 (and a no-op delete of c2), applied once despite the retry.
+    expect(
+      await pgQuery(fx.url, `SELECT todo_id, count(*)::int AS n FROM applies WHERE todo_id IN ('c1', 'c2') GROUP BY 1`),
+    ).toEqual([{ todo_id: 'c1', n: 1 }]);
+    await waitForRows(a.db, `SELECT id, title FROM todos WHERE id IN ('c1', 'c2')`, [{ id: 'c1', title: 'v5' }]);
   });
 
   it('uploads 10,000 offline writes after reconnecting, none lost or duplicated', async () => {
