@@ -185,6 +185,10 @@ export class FerryService {
       try {
         const result = await this.storage.compact();
         if (result.moved > 0 || result.cleared > 0) this.logger.info(result, 'compacted bucket storage');
+        if (this.writeApi !== null && this.config.writeRules !== null) {
+          const pruned = await this.writeApi.pruneIdempotencyKeys(this.config.writeRules.idempotencyRetentionHours);
+          if (pruned > 0) this.logger.info({ pruned }, 'forgot idempotency keys past their retention');
+        }
       } catch (error) {
         this.logger.warn({ err: error }, 'compaction failed; it will run again');
       } finally {

@@ -141,11 +141,19 @@ client_auth:
       path: '/etc/ferry/rules/write-rules.yaml',
       content: null,
       maxRequestBytes: 8 * 1024 * 1024,
+      idempotencyRetentionHours: 720,
     });
-    const inline = parseConfig(`${base}write_rules: { content: "tables: {}", max_request_bytes: 2048 }\n`, 'f.yaml', {
-      env: {},
+    const inline = parseConfig(
+      `${base}write_rules: { content: "tables: {}", max_request_bytes: 2048, idempotency_retention_hours: 48 }\n`,
+      'f.yaml',
+      { env: {} },
+    );
+    expect(inline.writeRules).toEqual({
+      path: null,
+      content: 'tables: {}',
+      maxRequestBytes: 2048,
+      idempotencyRetentionHours: 48,
     });
-    expect(inline.writeRules).toEqual({ path: null, content: 'tables: {}', maxRequestBytes: 2048 });
     const both = failure(`${base}write_rules: { path: a, content: b }\n`);
     expect(both.code).toBe('FERRY_S1002');
     expect(both.message).toBe('ferry.yaml:4:14: write_rules: set exactly one of path or content');

@@ -125,6 +125,7 @@ function normalize(raw: RawFerryConfig, file: string): FerryConfig {
             path: raw.write_rules.path === undefined ? null : path.resolve(dir, raw.write_rules.path),
             content: raw.write_rules.content ?? null,
             maxRequestBytes: raw.write_rules.max_request_bytes,
+            idempotencyRetentionHours: raw.write_rules.idempotency_retention_hours,
           },
     clientAuth: {
       audience,

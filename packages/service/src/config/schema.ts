@@ -90,6 +90,12 @@ export const writeRulesSchema = z
     max_request_bytes: integer(1024, 1024 * 1024 * 1024)
       .default(8 * 1024 * 1024)
       .meta({ description: 'Largest accepted POST /write body in bytes; larger answers 413 (FERRY_S4002).' }),
+    idempotency_retention_hours: integer(1, 24 * 3650)
+      .default(24 * 30)
+      .meta({
+        description:
+          'How long applied transactions are remembered by idempotency key. A client resending a transaction after this (its answer lost, then offline that long) would have it applied again.',
+      }),
   })
   .refine((value) => (value.path === undefined) !== (value.content === undefined), {
     error: 'set exactly one of path or content',

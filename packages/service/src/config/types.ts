@@ -43,7 +43,13 @@ export interface FerryConfig {
   /** Exactly one of `path` (absolute) and `content` is set. */
   syncRules: { path: string | null; content: string | null };
   /** Write rules for `POST /write`; null when not configured (the endpoint answers 404). Exactly one of `path` (absolute) and `content` is set. */
-  writeRules: { path: string | null; content: string | null; maxRequestBytes: number } | null;
+  writeRules: {
+    path: string | null;
+    content: string | null;
+    maxRequestBytes: number;
+    /** Applied transactions are remembered by key this long (pruned with compaction). */
+    idempotencyRetentionHours: number;
+  } | null;
   clientAuth: ClientAuthConfig;
   api: ApiConfig;
   logLevel: LogLevel;

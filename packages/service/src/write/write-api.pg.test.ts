@@ -512,6 +512,20 @@ describe('idempotency', () => {
     expect(bobs.transactions[0]!.duplicate).toBeUndefined();
   });
 
+  it('forgets keys past their retention, and only those', async () => {
+    const old = [tx([{ op: 'PUT', type: 'tasks', id: nextTask(), data: { workspace_id: WS_ALICE, title: 'old' } }])];
+    const recent = [tx([{ op: 'PUT', type: 'tasks', id: nextTask(), data: { workspace_id: WS_ALICE, title: 'new' } }])];
+    await api.apply(old, ALICE);
+    await api.apply(recent, ALICE);
+    await sql(url, `UPDATE ferry.write_transactions SET applied_at = now() - interval '49 hours' WHERE key = $1`, [
+      old[0]!.key,
+    ]);
+    expect(await api.pruneIdempotencyKeys(48)).toBe(1);
+    expect((await api.apply(recent, ALICE)).transactions[0]!.duplicate).toBe(true);
+    // The forgotten one is applied again: that is what retention means.
+    expect((await api.apply(old, ALICE)).transactions[0]!.duplicate).toBeUndefined();
+  });
+
   it('applies two concurrent identical requests once', async () => {
     const ids = [nextTask(), nextTask(), nextTask()];
     const batch = ids.map((id) =>

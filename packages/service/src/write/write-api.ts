@@ -235,6 +235,20 @@ export class WriteApi {
     }
   }
 
+  /**
+   * Forgets idempotency keys of transactions applied more than `olderThanHours`
+   * ago; returns how many. A resend of such a transaction would apply again,
+   * so keep this well beyond how long a client may stay offline with an
+   * unanswered upload.
+   */
+  async pruneIdempotencyKeys(olderThanHours: number): Promise<number> {
+    const result = await this.pool.query(
+      `DELETE FROM ${this.bookkeeping} WHERE applied_at < now() - make_interval(hours => $1::int)`,
+      [Math.max(0, Math.floor(olderThanHours))],
+    );
+    return result.rowCount ?? 0;
+  }
+
   /** Ends the pool (unless it was passed in). */
   async close(): Promise<void> {
     if (this.ownsPool) await this.pool.end().catch(() => {});
