@@ -1,3 +1,4 @@
+import { FerryError } from '@ferry/protocol';
 import type { FerryDatabase } from './ferry-database.js';
 
 /** Where and as whom to sync. */
@@ -39,4 +40,16 @@ export interface FerryConnector {
 export interface UploadDataOptions {
   /** Aborts when the sync loop stops (disconnect, close). */
   signal?: AbortSignal;
+}
+
+/** The connector's credentials, or a `FERRY_C1001` error when it has none or `fetchCredentials()` threw. */
+export async function requireCredentials(connector: FerryConnector): Promise<FerryCredentials> {
+  let credentials;
+  try {
+    credentials = await connector.fetchCredentials();
+  } catch (cause) {
+    throw new FerryError('FERRY_C1001', 'fetchCredentials() failed', { cause });
+  }
+  if (credentials == null) throw new FerryError('FERRY_C1001', 'fetchCredentials() returned no credentials');
+  return credentials;
 }

@@ -1,7 +1,7 @@
 import { FerryError, NdjsonDecoder, type BucketChecksum, type SyncLine, type SyncRequest } from '@ferry/protocol';
 import type { BucketStore } from './bucket-store.js';
 import { retryDelay, sleep, type RetryDelayOptions } from './backoff.js';
-import type { FerryConnector } from './connector.js';
+import { requireCredentials, type FerryConnector } from './connector.js';
 
 import type { SqliteConnection } from './driver.js';
 import type { FerryLogger } from './logger.js';
@@ -126,13 +126,7 @@ export class SyncClient {
   }
 
   private async streamOnce(outer: AbortSignal): Promise<StreamEnd> {
-    let credentials;
-    try {
-      credentials = await this.connector.fetchCredentials();
-    } catch (cause) {
-      throw new FerryError('FERRY_C1001', 'fetchCredentials() failed', { cause });
-    }
-    if (credentials == null) throw new FerryError('FERRY_C1001', 'fetchCredentials() returned no credentials');
+    const credentials = await requireCredentials(this.connector);
 
     const buckets = await this.host.writeSync((conn) => this.host.store.positions(conn));
     const body: SyncRequest = {

@@ -1,6 +1,6 @@
 import { FerryError, type WriteCheckpointResponse } from '@ferry/protocol';
 import { retryDelay, sleep, type RetryDelayOptions } from './backoff.js';
-import type { FerryConnector } from './connector.js';
+import { requireCredentials, type FerryConnector } from './connector.js';
 import type { FerryLogger } from './logger.js';
 import type { SyncStatusPatch } from './sync-status.js';
 
@@ -159,13 +159,7 @@ export class UploadLoop {
 
   /** Asks the service for a write checkpoint for this client (PowerSync's `write-checkpoint2.json`). */
   private async fetchWriteCheckpoint(signal: AbortSignal): Promise<string> {
-    let credentials;
-    try {
-      credentials = await this.connector.fetchCredentials();
-    } catch (cause) {
-      throw new FerryError('FERRY_C1001', 'fetchCredentials() failed', { cause });
-    }
-    if (credentials == null) throw new FerryError('FERRY_C1001', 'fetchCredentials() returned no credentials');
+    const credentials = await requireCredentials(this.connector);
     const clientId = await this.host.clientId();
     const url = `${credentials.endpoint.replace(/\/+$/, '')}/write-checkpoint2.json?client_id=${encodeURIComponent(clientId)}`;
     const doFetch = this.options.fetch ?? globalThis.fetch;

@@ -8,3 +8,4 @@ export {
   type SyncRulesProblem,
 } from './errors.js';
 export { lookupString } from './evaluator.js';
+export { byteToCharOffset } from './source-map.js';

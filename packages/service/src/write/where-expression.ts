@@ -8,6 +8,7 @@
  * other `request.*` functions. The request functions are cut out of the text
  * and become bind parameters, so a token's claims never reach the SQL text.
  */
+import { byteToCharOffset } from '@ferry/rules';
 import { loadModule, parseSync, scanSync } from 'libpg-query';
 
 /** A dynamic input of a where expression, bound as a text parameter. */
@@ -233,16 +234,4 @@ export function claimText(value: unknown): string | null {
   if (typeof value === 'string') return value;
   if (typeof value === 'bigint') return value.toString();
   return JSON.stringify(value);
-}
-
-/** Converts a UTF-8 byte offset into `text` (as libpg-query reports it) to a UTF-16 offset. */
-export function byteToCharOffset(text: string, byteOffset: number): number {
-  let bytes = 0;
-  let i = 0;
-  while (i < text.length && bytes < byteOffset) {
-    const code = text.codePointAt(i) ?? 0;
-    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code < 0x10000 ? 3 : 4;
-    i += code >= 0x10000 ? 2 : 1;
-  }
-  return i;
 }

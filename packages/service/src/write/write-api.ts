@@ -23,7 +23,7 @@ import pg from 'pg';
 import { quoteIdent } from '../storage/sql.js';
 import type { ClientTransaction } from './write-request.js';
 import type { WriteMetrics } from './write-metrics.js';
-import { loadWriteSchema, type WriteTable } from './write-schema.js';
+import { loadWriteSchema, type WriteColumn, type WriteTable } from './write-schema.js';
 import type { WriteRules } from './write-rules.js';
 import { toPostgresText, ValueConversionError } from './value-conversion.js';
 import { claimText, renderWhere, whereParams } from './where-expression.js';
@@ -843,11 +843,7 @@ export class WriteApi {
     table: WriteTable,
     rows: { id: string; values: Map<string, string | null> }[],
   ): Promise<void> {
-    const columns = [...rows[0]!.values.keys()].map((name) => table.columns.get(name)!);
-    const params: unknown[] = [
-      rows.map((r) => r.id),
-      ...columns.map((c) => rows.map((r) => r.values.get(c.name) ?? null)),
-    ];
+    const { columns, params } = columnArrays(table, rows);
     const names = ['id', ...columns.map((c) => c.sql)].join(', ');
     const select = [
       `__ferry_v.__ferry_k::${table.id.cast}`,
@@ -861,11 +857,7 @@ export class WriteApi {
     table: WriteTable,
     rows: { id: string; values: Map<string, string | null> }[],
   ): Promise<void> {
-    const columns = [...rows[0]!.values.keys()].map((name) => table.columns.get(name)!);
-    const params: unknown[] = [
-      rows.map((r) => r.id),
-      ...columns.map((c) => rows.map((r) => r.values.get(c.name) ?? null)),
-    ];
+    const { columns, params } = columnArrays(table, rows);
     const set = columns.map((c, i) => `${c.sql} = __ferry_v.__ferry_c${i}::${c.cast}`).join(', ');
     const relation = quoteIdent(table.rule.table);
     await conn.query(
@@ -1047,6 +1039,22 @@ function unnestOf(count: number): string {
   const args = Array.from({ length: count }, (_, i) => `$${i + 1}::text[]`).join(', ');
   const names = ['__ferry_k', ...Array.from({ length: count - 1 }, (_, i) => `__ferry_c${i}`)].join(', ');
   return `unnest(${args}) AS __ferry_v(${names})`;
+}
+
+/**
+ * Rows (all with the same columns) as one array parameter per column, ids
+ * first: the input of {@link unnestOf}.
+ */
+function columnArrays(
+  table: WriteTable,
+  rows: readonly { id: string; values: Map<string, string | null> }[],
+): { columns: WriteColumn[]; params: unknown[] } {
+  const columns = [...rows[0]!.values.keys()].map((name) => table.columns.get(name)!);
+  const params: unknown[] = [
+    rows.map((r) => r.id),
+    ...columns.map((c) => rows.map((r) => r.values.get(c.name) ?? null)),
+  ];
+  return { columns, params };
 }
 
 /** Creates `<schema>.write_transactions` if needed (concurrent start-ups are fine). */
