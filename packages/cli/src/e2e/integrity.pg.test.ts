@@ -46,13 +46,19 @@ async function serverThings(): Promise<unknown[]> {
   return pgQuery(url, `SELECT id, title, n FROM things ORDER BY id COLLATE "C"`);
 }
 
-/** Runs statements on a second connection to the client's SQLite file. */
+/**
+ * Runs statements on a second connection to the client's SQLite file, with
+ * the upload-queue triggers off: this is damage, not local writes (which
+ * would be queued and, pending, rightly stay on top of downloaded data).
+ */
 function tamper(statements: string[]): void {
   const raw = new Database(client.path);
   try {
     raw.pragma('busy_timeout = 5000');
     raw.transaction(() => {
+      raw.prepare(`INSERT OR REPLACE INTO ferry_kv (key, value) VALUES ('crud_suppressed', '1')`).run();
       for (const statement of statements) raw.prepare(statement).run();
+      raw.prepare(`DELETE FROM ferry_kv WHERE key = 'crud_suppressed'`).run();
     })();
   } finally {
     raw.close();
@@ -107,6 +113,9 @@ describe('a corrupted local bucket', () => {
     ]);
     expect(await client.db.getAll(`SELECT id FROM things WHERE id IN ('t007', 'ghost') ORDER BY id`)).toEqual([
       { id: 'ghost' },
+    ]);
+    expect(await client.db.getAll(`SELECT count(*) AS n FROM ferry_crud`), 'damage is not a local write').toEqual([
+      { n: 0 },
     ]);
 
     // A new checkpoint makes the client validate its buckets.
