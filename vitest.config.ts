@@ -7,10 +7,12 @@ const src = (pkg: string, file = 'index.ts') =>
   fileURLToPath(new URL(`./packages/${pkg}/src/${file}`, import.meta.url));
 const alias = [
   { find: /^@ferry\/test-utils\/global-setup$/, replacement: src('test-utils', 'global-setup.ts') },
-  ...['protocol', 'rules', 'service', 'client', 'client-node', 'cli', 'test-utils'].map((pkg) => ({
-    find: new RegExp(`^@ferry/${pkg}$`),
-    replacement: src(pkg),
-  })),
+  ...['protocol', 'rules', 'service', 'client', 'client-node', 'client-web', 'react', 'cli', 'test-utils'].map(
+    (pkg) => ({
+      find: new RegExp(`^@ferry/${pkg}$`),
+      replacement: src(pkg),
+    }),
+  ),
 ];
 
 export default defineConfig({
@@ -34,6 +36,18 @@ export default defineConfig({
           globalSetup: ['packages/test-utils/src/global-setup.ts'],
           testTimeout: 90_000,
           hookTimeout: 120_000,
+          env: { TZ: 'America/Sao_Paulo' },
+        },
+      },
+      {
+        // Real Chromium (Debian's /usr/bin/chromium via playwright-core), and Postgres for the service.
+        extends: true,
+        test: {
+          name: 'browser',
+          include: ['packages/*/src/**/*.browser.test.ts'],
+          globalSetup: ['packages/test-utils/src/global-setup.ts'],
+          testTimeout: 90_000,
+          hookTimeout: 180_000,
           env: { TZ: 'America/Sao_Paulo' },
         },
       },
