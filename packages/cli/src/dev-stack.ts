@@ -3,6 +3,9 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DEV_AUDIENCE, loadOrCreateDevKey, signDevToken, type DevKey } from './dev-keys.js';
+import { createDemoAuth } from './dev/demo-auth.js';
+import { chainHandlers, type RequestHandler } from './dev/request-handler.js';
+import type { WebApp, WebMode } from './dev/web-app.js';
 import { startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres.js';
 import { runMigrations } from './migrate.js';
 
@@ -19,6 +22,15 @@ export interface DevStackOptions {
   database?: string;
   logger?: Logger;
   logLevel?: FerryConfig['logLevel'];
+  /**
+   * Serve the project's web app (`<projectDir>/web`, when it has an
+   * `index.html`) on the service's port: `vite` = Vite's dev server with live
+   * reload, `static` = one production build into `<stateDir>/web`, served
+   * from disk. Default: no web app.
+   */
+  web?: WebMode;
+  /** Mount the demo sign-in backend (`GET /demo/users`, `POST /demo/token`). Default false. */
+  demoAuth?: boolean;
 }
 
 /** A running development stack: embedded Postgres + migrations + the service. */
@@ -27,6 +39,10 @@ export interface DevStack {
   readonly service: FerryService;
   readonly databaseUrl: string;
   readonly devKey: DevKey;
+  /** The web app served on the service's URL, or null (none asked for, or the project has no `web/index.html`). */
+  readonly web: WebApp | null;
+  /** The web app's folder when served. */
+  readonly webDir: string | null;
   /** Signs a dev token for a user. */
   token(userId: string, expiresInSeconds?: number): Promise<string>;
   stop(): Promise<void>;
@@ -36,7 +52,10 @@ export interface DevStack {
  * Starts what `ferry dev` runs: an embedded PostgreSQL 18 with
  * `wal_level=logical` (data under `.ferry/pg`), the project's migrations,
  * and the service trusting a generated Ed25519 dev key, with the write API
- * on when the project has `write-rules.yaml`.
+ * on when the project has `write-rules.yaml`. Optionally the project's web
+ * app and the demo sign-in backend are served on the service's own port
+ * (through its fallback hook), so the app and its sync endpoint share one
+ * origin.
  */
 export async function startDevStack(options: DevStackOptions): Promise<DevStack> {
   const projectDir = path.resolve(options.projectDir);
@@ -65,19 +84,69 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
       log_level: options.logLevel ?? 'info',
     });
     const config = parseConfig(configText, path.join(stateDir, 'ferry.dev.yaml'));
+    const webDir = path.join(projectDir, 'web');
+    const serveWeb = options.web !== undefined && existsSync(path.join(webDir, 'index.html'));
+    // The extra handlers need the listening service (Vite's HMR attaches to
+    // its server); requests arriving before they exist wait for them.
+    let resolveExtra!: (handler: RequestHandler) => void;
+    const extra = new Promise<RequestHandler>((resolve) => (resolveExtra = resolve));
+    const mountExtra = serveWeb || options.demoAuth === true;
     const service = await FerryService.start(
       { ...config, syncRules: { path: rulesFile, content: null } },
-      options.logger ? { logger: options.logger } : {},
+      {
+        ...(options.logger ? { logger: options.logger } : {}),
+        ...(mountExtra ? { fallback: async (req, res) => (await extra)(req, res) } : {}),
+      },
     );
     service.logger.info({ applied: migrations.applied, skipped: migrations.skipped.length }, 'migrations');
+    const handlers: RequestHandler[] = [];
+    const closers: (() => Promise<void>)[] = [];
+    let web: WebApp | null = null;
+    try {
+      if (options.demoAuth === true) {
+        const demoAuth = createDemoAuth({
+          databaseUrl,
+          sign: (userId, expiresInSeconds) => signDevToken(devKey, { userId, expiresInSeconds }),
+          endpoint: () => service.url,
+        });
+        closers.push(() => demoAuth.close());
+        handlers.push(demoAuth);
+      }
+      if (serveWeb) {
+        // Loaded on demand: only a served web app needs Vite.
+        const { startWebApp } = await import('./dev/web-app.js');
+        web = await startWebApp({
+          webDir,
+          mode: options.web!,
+          outDir: path.join(stateDir, 'web'),
+          httpServer: service.httpServer,
+          logLevel: viteLogLevel(options.logLevel ?? 'info'),
+        });
+        closers.push(() => web!.close());
+        handlers.push(web.handle);
+      }
+    } catch (error) {
+      for (const close of closers.reverse()) await close().catch(() => {});
+      await service.stop();
+      throw error;
+    }
+    resolveExtra(chainHandlers(...handlers));
+    let stopped = false;
     return {
       postgres,
       service,
       databaseUrl,
       devKey,
+      web,
+      webDir: web === null ? null : webDir,
       token: (userId, expiresInSeconds) =>
         signDevToken(devKey, { userId, ...(expiresInSeconds ? { expiresInSeconds } : {}) }),
       async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const close of closers.reverse()) {
+          await close().catch((error: unknown) => service.logger.warn({ err: error }, 'error stopping the web app'));
+        }
         await service.stop();
         await postgres.stop();
       },
@@ -86,4 +155,12 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     await postgres.stop().catch(() => {});
     throw error;
   }
+}
+
+/** Vite's log level for the service's: Vite has no debug/trace levels, and `info` shows its reloads. */
+function viteLogLevel(level: FerryConfig['logLevel']): 'info' | 'warn' | 'error' | 'silent' {
+  if (level === 'silent') return 'silent';
+  if (level === 'error' || level === 'fatal') return 'error';
+  if (level === 'warn') return 'warn';
+  return 'info';
 }

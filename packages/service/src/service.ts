@@ -1,9 +1,10 @@
 import { FerryError } from '@ferry/protocol';
 import { compileSyncRules, type CompiledSyncRules } from '@ferry/rules';
 import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
 import { createAuthenticator } from './auth/index.js';
 import type { FerryConfig } from './config/index.js';
-import { createHttpServer, type FerryHttpServer } from './http/index.js';
+import { createHttpServer, type FerryHttpServer, type HttpServerDeps } from './http/index.js';
 import { createLogger, createMetrics, type FerryMetrics, type Logger } from './metrics/index.js';
 import { Replicator } from './replication/index.js';
 import { PostgresBucketStorage } from './storage/index.js';
@@ -21,6 +22,11 @@ export interface FerryServiceOptions {
   replicate?: boolean;
   /** Metrics registry options. */
   processMetrics?: boolean;
+  /**
+   * Serves requests no API route matched, on the API's port (see
+   * `HttpServerDeps.fallback`); `ferry dev` serves the web app this way.
+   */
+  fallback?: HttpServerDeps['fallback'];
 }
 
 /**
@@ -124,6 +130,7 @@ export class FerryService {
       readiness: async () => (await storage.getLatestCheckpoint()) !== null,
       writeCheckpoints,
       ...(writeApi === null ? {} : { write: writeApi, maxWriteBytes: config.writeRules!.maxRequestBytes }),
+      ...(options.fallback === undefined ? {} : { fallback: options.fallback }),
     });
     const service = new FerryService({
       config,
@@ -159,6 +166,11 @@ export class FerryService {
   get port(): number {
     if (!this.address) throw new Error('the service is not listening');
     return this.address.port;
+  }
+
+  /** The API's node:http server, e.g. to attach a WebSocket upgrade handler on the same port. */
+  get httpServer(): Server {
+    return this.http.server;
   }
 
   get connectedClients(): number {

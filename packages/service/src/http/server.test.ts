@@ -1,3 +1,4 @@
+import { FerryError } from '@ferry/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestServer, testToken, TEST_SECRET, type TestServer } from '../sync/testing.js';
 
@@ -139,5 +140,62 @@ describe('http api', () => {
     expect(body).toContain('ferry_replication_lag_ms');
     expect(body).toContain('ferry_ops_stored_total');
     expect(body).toContain('ferry_snapshot_rows_copied_total');
+  });
+  it('hands unmatched requests to the fallback, which may answer, decline (404) or fail with a code', async () => {
+    const seen: string[] = [];
+    const { url, metrics } = await start({
+      fallback: async (req, res) => {
+        seen.push(`${req.method} ${req.url}`);
+        if (req.url === '/app/page') {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end('<p>app</p>');
+          return true;
+        }
+        if (req.url === '/app/fails') throw new FerryError('FERRY_S4001', 'bad app request');
+        return false;
+      },
+    });
+    const page = await fetch(`${url}/app/page`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html');
+    expect(page.headers.get('access-control-allow-origin')).toBe('*');
+    expect(await page.text()).toBe('<p>app</p>');
+
+    const declined = await fetch(`${url}/app/other`, { method: 'POST', body: 'x' });
+    expect(declined.status).toBe(404);
+    expect(((await declined.json()) as { error: { code: string } }).error.code).toBe('FERRY_S4004');
+
+    const failed = await fetch(`${url}/app/fails`);
+    expect(failed.status).toBe(400);
+    expect(((await failed.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'FERRY_S4001',
+      message: 'bad app request',
+    });
+
+    // Routes keep priority (even with a wrong method) and never reach the fallback.
+    expect((await fetch(`${url}/health`)).status).toBe(200);
+    expect((await fetch(`${url}/sync/stream`)).status).toBe(405);
+    expect(seen).toEqual(['GET /app/page', 'POST /app/other', 'GET /app/fails']);
+
+    // Served paths are counted under one label, never one per path.
+    const text = (await metrics.registry.metrics())
+      .split('\n')
+      .filter((l) => l.startsWith('ferry_http_requests_total'));
+    expect(text).toContain('ferry_http_requests_total{route="fallback",status="200"} 1');
+    expect(text).toContain('ferry_http_requests_total{route="unknown",status="404"} 1');
+    expect(text.some((l) => l.includes('/app/'))).toBe(false);
+  });
+
+  it('answers an unexpected fallback error 500 FERRY_S9001 without its message', async () => {
+    const { url } = await start({
+      fallback: async () => {
+        throw new Error('secret internals');
+      },
+    });
+    const response = await fetch(`${url}/anything`);
+    expect(response.status).toBe(500);
+    const body = (await response.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('FERRY_S9001');
+    expect(JSON.stringify(body)).not.toContain('secret internals');
   });
 });

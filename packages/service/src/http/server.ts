@@ -36,7 +36,18 @@ export interface HttpServerDeps {
   write?: WriteApi;
   /** Largest accepted `POST /write` body, bytes. Default 8 MiB. */
   maxWriteBytes?: number;
+  /**
+   * Called for requests that no route matched (any method except the CORS
+   * preflight `OPTIONS`), so an embedding process can serve more on the same
+   * port, e.g. `ferry dev` serving the web app. Resolves true when it answered
+   * the request, false to let the server answer 404 FERRY_S4004. A rejection
+   * is answered like a route's error (a `FerryError` keeps its code and status).
+   */
+  fallback?: HttpFallback;
 }
+
+/** See {@link HttpServerDeps.fallback}. */
+export type HttpFallback = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 export interface FerryHttpServer {
   readonly server: Server;
@@ -58,7 +69,7 @@ interface Route {
 /**
  * The service's HTTP API on node:http: the sync stream, the write API,
  * write checkpoints, health, readiness and metrics. Every error answers `FerryError.toJSON()` with the code's
- * status; CORS is answered for browsers.
+ * status; CORS is answered for browsers. Requests no route matched go to `deps.fallback` when given.
  */
 export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
   const { storage, authenticator, api, metrics, logger } = deps;
@@ -172,12 +183,9 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
     const route = routes.get(url.pathname);
     res.setHeader('access-control-allow-origin', api.corsOrigin);
     if (api.corsOrigin !== '*') res.setHeader('vary', 'Origin');
-    res.on('finish', () =>
-      metrics.httpRequests.inc({
-        route: route === undefined ? 'unknown' : url.pathname,
-        status: String(res.statusCode),
-      }),
-    );
+    // One label for everything the fallback serves: paths must not become label values.
+    let label = route === undefined ? 'unknown' : url.pathname;
+    res.on('finish', () => metrics.httpRequests.inc({ route: label, status: String(res.statusCode) }));
 
     if (req.method === 'OPTIONS') {
       res.writeHead(204, {
@@ -190,7 +198,13 @@ export function createHttpServer(deps: HttpServerDeps): FerryHttpServer {
     }
     let handling: Promise<void>;
     if (route === undefined) {
-      handling = Promise.reject(new FerryError('FERRY_S4004', `no such endpoint: ${req.method} ${url.pathname}`));
+      const fallback = deps.fallback;
+      if (fallback !== undefined) label = 'fallback';
+      handling = (async () => {
+        if (fallback !== undefined && (await fallback(req, res))) return;
+        label = 'unknown';
+        throw new FerryError('FERRY_S4004', `no such endpoint: ${req.method} ${url.pathname}`);
+      })();
     } else if (req.method !== route.method && !(route.method === 'GET' && req.method === 'HEAD')) {
       res.setHeader('allow', route.method);
       handling = Promise.reject(
