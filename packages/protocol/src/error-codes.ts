@@ -121,6 +121,8 @@ export const ERROR_CODES = {
   FERRY_C1009: { status: 0, title: 'Upload failed' },
   /** The server rejected a local write. The op left the queue, the row returned to the server's state, and the reason is in `ferry_rejections`. */
   FERRY_C1010: { status: 0, title: 'Write rejected' },
+  /** A React hook of `@ferry/react` ran outside `<FerryProvider db={db}>`. Wrap the tree in the provider. */
+  FERRY_C1011: { status: 0, title: 'No Ferry database in context' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

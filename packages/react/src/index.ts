@@ -1,1 +1,11 @@
-export {};
+export { FerryProvider, useFerry } from './ferry-context.js';
+export type { FerryProviderProps, FerryReactDatabase } from './ferry-context.js';
+export { useQuery } from './use-query.js';
+export type { QueryOptions, QueryResult } from './use-query.js';
+export { useSuspenseQuery } from './use-suspense-query.js';
+export { useStatus } from './use-status.js';
+export { useRejections } from './use-rejections.js';
+export type { RejectionsResult } from './use-rejections.js';
+export { tableQuerySql, useTable } from './use-table.js';
+export type { SchemaRow, TableName, TableQuery } from './use-table.js';
+export { queryKey } from './query-key.js';
