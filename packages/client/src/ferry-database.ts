@@ -47,7 +47,8 @@ import { Mutex } from './mutex.js';
 import { quoteIdentifier, type ResolvedTable, type Schema } from './schema.js';
 import { SyncClient, type SyncHost, type SyncOptions } from './sync-client.js';
 import { INITIAL_STATUS, patchStatus, type SyncStatus, type SyncStatusPatch } from './sync-status.js';
-import { TableChangeEmitter, touches } from './table-changes.js';
+import { TableChangeEmitter, touches, visibleTables } from './table-changes.js';
+import { TabCoordinator, type TabHost, type TabsOptions } from './multi-tab.js';
 import { TableUsageAnalyzer } from './table-usage.js';
 import { startWatch, watchIterable, type WatchHost } from './watch.js';
 
@@ -58,6 +59,22 @@ export interface FerryDatabaseOptions {
   logger?: FerryLogger;
   /** Default `fetch` for `connect()` (default `globalThis.fetch`). */
   fetch?: typeof fetch;
+  /**
+   * Coordinate with other tabs (or workers, processes) that open the same
+   * database file: one of them syncs, every write is serialized through a
+   * shared lock, and changes, queue growth and the sync status are shared.
+   * See {@link TabsOptions}; without it the database assumes it is alone.
+   */
+  tabs?: TabsOptions;
+}
+
+/** One `connect()`: its connector, and (with `tabs`) the wait for and holding of the sync lock. */
+interface Connection {
+  readonly connector: FerryConnector;
+  readonly options: ConnectOptions;
+  readonly controller: AbortController;
+  /** Resolves once this connection has ended (loops stopped, sync lock released). */
+  done: Promise<void>;
 }
 
 export type ConnectOptions = SyncOptions;
@@ -128,6 +145,13 @@ export class FerryDatabase {
   private initialized: Promise<void> | null = null;
   private sync: SyncClient | null = null;
   private uploads: UploadLoop | null = null;
+  /** Resolves once every loop stop requested so far has finished. */
+  private stopping: Promise<void> = Promise.resolve();
+  private connection: Connection | null = null;
+  private readonly tabs: TabCoordinator | null;
+  /** Queue summaries are numbered when read; an older one never replaces a newer one in the status. */
+  private queueSeq = 0;
+  private queueShown = 0;
   private closed = false;
   private cachedClientId: string | null = null;
   private firstSyncWaiters = new Set<() => void>();
@@ -140,6 +164,8 @@ export class FerryDatabase {
     this.reader = options.driver.reader ?? options.driver.writer;
     // Without a separate reader, reads share the writer and must wait for its transactions.
     this.readMutex = options.driver.reader === undefined ? this.writeMutex : new Mutex();
+    this.tabs = options.tabs === undefined ? null : new TabCoordinator(options.tabs, this.tabHost(), randomId());
+    this.tabs?.start();
   }
 
   // ── lifecycle ─────────────────────────────────────────────────────────────
@@ -185,7 +211,7 @@ export class FerryDatabase {
     });
     await this.driver.writer.execute(BATCH_TABLE_DDL);
     this.analyzer.invalidate();
-    this.changes.emit(changed);
+    this.committed(changed);
   }
 
   /** Disconnects and closes the database. Pending and later calls reject with FERRY_C1006. */
@@ -200,6 +226,8 @@ export class FerryDatabase {
     await this.writeMutex.run(() =>
       this.readMutex === this.writeMutex ? closeDriver() : this.readMutex.run(closeDriver),
     );
+    // Only now: the transactions that were running have told the other tabs about their changes.
+    this.tabs?.close();
     for (const resolve of this.firstSyncWaiters) resolve();
   }
 
@@ -280,19 +308,24 @@ export class FerryDatabase {
     await this.ready();
     const written = { tables: new Set<string>(), unknown: false };
     const now = Date.now();
-    const [result, queued] = await this.writeLocked(async (conn) => {
+    const [result, queued, queue] = await this.writeLocked(async (conn) => {
       const value = await fn(this.context(conn, written));
       const queued = await stampPendingOps(conn, () => this.ensureClientId(conn), now);
-      return [value, queued] as const;
+      // Other tabs change the queue too: count it rather than add to a count that may be stale.
+      const queue = queued > 0 && this.tabs !== null ? await queueSummary(conn) : null;
+      return [value, queued, queue] as const;
     });
-    if (queued > 0) {
+    if (queue !== null) {
+      this.showQueue(++this.queueSeq, queue);
+    } else if (queued > 0) {
       this.setStatus({
         pendingCount: this.status.pendingCount + queued,
         oldestPendingAt: this.status.oldestPendingAt ?? new Date(now),
       });
-      this.uploads?.trigger();
     }
-    this.changes.emit(written.tables, written.unknown);
+    if (queued > 0) this.uploads?.trigger();
+    this.committed(written.tables, written.unknown);
+    if (queued > 0) this.tabs?.postQueueChanged(); // wakes the leader's upload loop
     return result;
   }
 
@@ -378,8 +411,9 @@ export class FerryDatabase {
         message: r.message,
       });
     }
-    this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
-    this.changes.emit(changed);
+    this.showQueue(++this.queueSeq, queue);
+    this.committed(changed);
+    this.tabs?.postQueueChanged();
     this.uploads?.trigger(); // a write checkpoint for the ops just moved to the overlay
   }
 
@@ -399,7 +433,7 @@ export class FerryDatabase {
   async clearRejections(ids?: readonly number[]): Promise<number> {
     await this.ready();
     const removed = await this.writeLocked((conn) => clearRejections(conn, ids));
-    if (removed > 0) this.changes.emit([REJECTIONS_TABLE]);
+    if (removed > 0) this.committed([REJECTIONS_TABLE]);
     return removed;
   }
 
@@ -428,32 +462,45 @@ export class FerryDatabase {
     };
   }
 
-  /** Runs `fn` holding the write lock, inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on error). */
+  /**
+   * Runs `fn` holding the write lock (with `tabs`, also the cross-tab write
+   * lock), inside BEGIN IMMEDIATE … COMMIT (ROLLBACK on error).
+   */
   private writeLocked<T>(fn: (conn: SqliteConnection) => Promise<T>): Promise<T> {
     return this.writeMutex.run(async () => {
       this.assertOpen();
-      const conn = this.driver.writer;
-      await conn.execute('BEGIN IMMEDIATE');
-      let result: T;
-      try {
-        result = await fn(conn);
-      } catch (error) {
-        try {
-          await conn.execute('ROLLBACK');
-        } catch {
-          // SQLite may already have rolled back (e.g. after SQLITE_FULL); the original error matters.
-        }
-        throw error;
-      }
-      try {
-        await conn.execute('COMMIT');
-      } catch (error) {
-        // e.g. SQLITE_BUSY from another process: never leave the transaction open.
-        await conn.execute('ROLLBACK').catch(() => {});
-        throw error;
-      }
-      return result;
+      const tabs = this.tabs;
+      if (tabs === null) return this.transaction(fn);
+      return tabs.withWriteLock(async () => {
+        this.assertOpen();
+        return this.transaction(fn);
+      });
     });
+  }
+
+  /** BEGIN IMMEDIATE, `fn`, COMMIT (ROLLBACK on error); the caller holds the write lock. */
+  private async transaction<T>(fn: (conn: SqliteConnection) => Promise<T>): Promise<T> {
+    const conn = this.driver.writer;
+    await conn.execute('BEGIN IMMEDIATE');
+    let result: T;
+    try {
+      result = await fn(conn);
+    } catch (error) {
+      try {
+        await conn.execute('ROLLBACK');
+      } catch {
+        // SQLite may already have rolled back (e.g. after SQLITE_FULL); the original error matters.
+      }
+      throw error;
+    }
+    try {
+      await conn.execute('COMMIT');
+    } catch (error) {
+      // e.g. SQLITE_BUSY from another process: never leave the transaction open.
+      await conn.execute('ROLLBACK').catch(() => {});
+      throw error;
+    }
+    return result;
   }
 
   private readLocked<T>(fn: (conn: SqliteConnection) => Promise<T>): Promise<T> {
@@ -549,10 +596,41 @@ export class FerryDatabase {
    * open, reconnecting with backoff and fresh credentials. Resolves once
    * the loop is started; use {@link waitForFirstSync} or the status to
    * follow progress.
+   *
+   * With `tabs`, the tabs that called `connect()` line up for the sync
+   * lock: the holder (the leader) runs the sync and upload loops for all of
+   * them; the others (followers) open no stream, show the leader's status,
+   * and take over when it disconnects or closes, resuming from the stored
+   * positions. Resolves as soon as this tab is in line.
    */
   async connect(connector: FerryConnector, options: ConnectOptions = {}): Promise<void> {
     await this.ready();
     await this.disconnect();
+    const connection: Connection = { connector, options, controller: new AbortController(), done: Promise.resolve() };
+    this.connection = connection;
+    if (this.tabs === null) this.startLoops(connector, options);
+    else connection.done = this.lead(this.tabs, connection);
+  }
+
+  /**
+   * Stops syncing (downloads and uploads, aborting requests in flight) and
+   * waits until both stopped. Data stays. With `tabs`, a leader hands the
+   * sync over to the next tab in line; a follower leaves the line.
+   */
+  async disconnect(): Promise<void> {
+    const connection = this.connection;
+    this.connection = null;
+    connection?.controller.abort();
+    await connection?.done;
+    await this.stopLoops();
+  }
+
+  /** Whether this tab runs the sync (always true when connected without `tabs`). */
+  get isSyncLeader(): boolean {
+    return this.tabs === null ? this.sync !== null : this.tabs.isLeader;
+  }
+
+  private startLoops(connector: FerryConnector, options: ConnectOptions): void {
     const fetchImpl = options.fetch ?? this.defaultFetch;
     const client = new SyncClient(
       this.syncHost(),
@@ -569,22 +647,80 @@ export class FerryDatabase {
     uploads.start();
   }
 
-  /** Stops syncing (downloads and uploads, aborting requests in flight) and waits until both stopped. Data stays. */
-  async disconnect(): Promise<void> {
+  /** Stops the loops; resolves once they and every earlier stop have finished. */
+  private async stopLoops(): Promise<void> {
     const client = this.sync;
     const uploads = this.uploads;
     this.sync = null;
     this.uploads = null;
-    await Promise.all([client?.stop(), uploads?.stop()]);
+    const stop = Promise.all([client?.stop(), uploads?.stop()]).then(() => undefined);
+    this.stopping = Promise.all([this.stopping, stop]).then(() => undefined);
+    await this.stopping;
+  }
+
+  /** Waits for the sync lock, runs the loops while holding it, and releases it once `connection` is aborted. */
+  private async lead(tabs: TabCoordinator, connection: Connection): Promise<void> {
+    const signal = connection.controller.signal;
+    let release: () => void;
+    try {
+      release = await tabs.acquireLeadership(signal);
+    } catch (error) {
+      if (!signal.aborted) this.logger.error('ferry tabs: the sync lock failed', { error: String(error) });
+      return;
+    }
+    try {
+      if (signal.aborted || this.closed) return;
+      tabs.setLeading(true);
+      this.logger.info('ferry tabs: this tab now runs the sync');
+      // The status shown so far was the last leader's; this tab's own loops report from now on.
+      this.setStatus({
+        connected: false,
+        connecting: true,
+        downloading: false,
+        downloadProgress: null,
+        uploading: false,
+      });
+      tabs.publishStatus(this.status, true);
+      // A leader that went away during a first sync may have left the op log without its row index.
+      await this.writeLocked((conn) => this.store.ensureRowIndex(conn));
+      if (signal.aborted) return;
+      this.startLoops(connection.connector, connection.options);
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    } catch (error) {
+      if (!this.closed) this.logger.error('ferry tabs: leading the sync failed', { error: String(error) });
+    } finally {
+      await this.stopLoops(); // the final (disconnected) status still goes out as the leader's
+      tabs.setLeading(false);
+      release();
+    }
+  }
+
+  /** After another tab cleared the database: the leader starts over from the (now empty) stored state. */
+  private async restartLoops(): Promise<void> {
+    const connection = this.connection;
+    if (connection === null || this.sync === null) return;
+    await this.stopLoops();
+    if (this.connection !== connection || connection.controller.signal.aborted || this.closed) return;
+    this.startLoops(connection.connector, connection.options);
   }
 
   /**
    * Disconnects, then deletes all synced data and sync state in one
    * transaction: synced tables are emptied, positions forgotten, and a new
    * client id is used next time. Local-only tables keep their data.
+   *
+   * With `tabs`, every tab's watchers see the change and forget their sync
+   * state; a leader keeps the sync lock until the data is gone (so no other
+   * tab resumes from the old positions meanwhile), and the leader of the
+   * other tabs, if any, starts over.
    */
   async disconnectAndClear(): Promise<void> {
-    await this.disconnect();
+    const keepLock = this.tabs?.isLeader === true;
+    if (keepLock) await this.stopLoops();
+    else await this.disconnect();
     await this.ready();
     const synced = this.schema.resolved.filter((t) => !t.localOnly);
     await this.writeLocked(async (conn) => {
@@ -599,9 +735,12 @@ export class FerryDatabase {
       await conn.execute(`DELETE FROM ferry_kv WHERE key IN (?, ?)`, [KV_CLIENT_ID, KV_LAST_SYNCED_AT]);
     });
     this.cachedClientId = null;
+    this.queueShown = ++this.queueSeq;
     this.status = INITIAL_STATUS;
     this.publishStatus();
-    this.changes.emit([...synced.map((t) => t.name), REJECTIONS_TABLE]);
+    this.tabs?.postCleared();
+    this.committed([...synced.map((t) => t.name), REJECTIONS_TABLE]);
+    if (keepLock) await this.disconnect();
   }
 
   /** Resolves once a checkpoint has been applied (at once if one ever was). Rejects when `signal` aborts. */
@@ -626,7 +765,7 @@ export class FerryDatabase {
 
   /** The stable id of this database towards the service (random, persisted). */
   async clientId(): Promise<string> {
-    if (this.cachedClientId !== null) return this.cachedClientId;
+    if (this.cachedClientId !== null && this.tabs === null) return this.cachedClientId;
     await this.ready();
     const id = await this.writeLocked((conn) => this.ensureClientId(conn));
     this.cachedClientId = id; // only once committed
@@ -635,7 +774,8 @@ export class FerryDatabase {
 
   /** The client id, created in the caller's write transaction if there is none yet. */
   private async ensureClientId(conn: SqliteConnection): Promise<string> {
-    if (this.cachedClientId !== null) return this.cachedClientId;
+    // Another tab may clear the database (and the id) at any time: with tabs, always read it.
+    if (this.cachedClientId !== null && this.tabs === null) return this.cachedClientId;
     let id = await this.kv(conn, KV_CLIENT_ID);
     if (id === null) {
       id = randomId();
@@ -650,7 +790,7 @@ export class FerryDatabase {
       logger: this.logger,
       // Downloaded data is never a local write: the queue triggers are off.
       writeSync: (fn) => this.writeLocked((conn) => withCrudSuppressed(conn, () => fn(conn))),
-      notifyChanged: (tables) => this.changes.emit(tables),
+      notifyChanged: (tables) => this.committed(tables),
       syncedTables: (): readonly ResolvedTable[] => this.schema.resolved.filter((t) => !t.localOnly),
       clientId: () => this.clientId(),
       setStatus: (patch) => this.setStatus(patch),
@@ -704,6 +844,65 @@ export class FerryDatabase {
         this.logger.error('ferry: status listener threw', { error: String(error) });
       }
     }
+    this.tabs?.publishStatus(this.status);
+    // In a follower, the leader's status is how a first sync becomes known.
+    if (this.status.hasSynced) for (const resolve of this.firstSyncWaiters) resolve();
+  }
+
+  /** Shows a queue summary read as number `seq`, unless a later-read one is already shown. */
+  private showQueue(seq: number, queue: { count: number; oldestAt: Date | null }): void {
+    if (seq < this.queueShown) return;
+    this.queueShown = seq;
+    this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
+  }
+
+  /** Recounts the shared upload queue (another tab changed it). */
+  private async refreshQueue(): Promise<void> {
+    try {
+      await this.ready();
+      const [seq, queue] = await this.readLocked(async (conn) => {
+        const seq = ++this.queueSeq; // numbered when the read starts
+        return [seq, await queueSummary(conn)] as const;
+      });
+      this.showQueue(seq, queue);
+    } catch (error) {
+      if (!this.closed) this.logger.warn('ferry tabs: could not count the upload queue', { error: String(error) });
+    }
+  }
+
+  /** Reports tables changed by a committed transaction to this tab's watchers and to the other tabs. */
+  private committed(tables: Iterable<string>, unknown = false): void {
+    const visible = visibleTables(tables);
+    this.changes.emit(visible, unknown);
+    this.tabs?.postChanged(visible, unknown);
+  }
+
+  private tabHost(): TabHost {
+    return {
+      changed: (tables, unknown) => {
+        if (!this.closed) this.changes.emit(tables, unknown);
+      },
+      queueChanged: () => {
+        if (this.closed) return;
+        void this.refreshQueue();
+        this.uploads?.trigger();
+      },
+      leaderStatus: (patch) => {
+        if (!this.closed) this.setStatus(patch);
+      },
+      currentStatus: () => this.status,
+      cleared: () => {
+        if (this.closed) return;
+        this.cachedClientId = null;
+        this.setStatus({ lastSyncedAt: null, hasSynced: false, downloadError: undefined, uploadError: undefined });
+        void this.refreshQueue();
+        if (this.tabs?.isLeader === true) {
+          this.restartLoops().catch((error: unknown) => {
+            this.logger.error('ferry tabs: restarting the sync after a clear failed', { error: String(error) });
+          });
+        }
+      },
+    };
   }
 
   private async kv(conn: SqliteConnection, key: string): Promise<string | null> {

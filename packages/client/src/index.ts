@@ -18,6 +18,25 @@ export type { FerryWriteConnectorOptions } from './ferry-write-connector.js';
 export { REJECTIONS_TABLE } from './rejections.js';
 export type { RejectedOp, RejectedWrite } from './rejections.js';
 export type { SyncOptions } from './sync-client.js';
+export {
+  broadcastTabChannel,
+  parseTabMessage,
+  statusToTab,
+  TAB_PROTOCOL_VERSION,
+  TabStatusDecoder,
+  webTabLocks,
+} from './multi-tab.js';
+export type {
+  BroadcastChannelLike,
+  LockManagerLike,
+  TabChannel,
+  TabError,
+  TabLocks,
+  TabMessage,
+  TabMessageKind,
+  TabsOptions,
+  TabStatus,
+} from './multi-tab.js';
 export type { DataFlowStatus, DownloadProgress, SyncStatus } from './sync-status.js';
 export { retryDelay } from './backoff.js';
 export type { RetryDelayOptions } from './backoff.js';

@@ -140,6 +140,8 @@ export class SyncClient {
     const abortStream = (): void => stream.abort();
     outer.addEventListener('abort', abortStream);
     try {
+      // stop() may have come while credentials or positions were read: open no stream then.
+      if (outer.aborted) return 'ended';
       const doFetch = this.options.fetch ?? globalThis.fetch;
       const response = await doFetch(`${credentials.endpoint.replace(/\/+$/, '')}/sync/stream`, {
         method: 'POST',

@@ -27,15 +27,21 @@ export class TableChangeEmitter {
    * public ones, e.g. `ferry_rejections`); an empty, known change is not reported.
    */
   emit(tables: Iterable<string>, unknown = false): void {
-    const visible = new Set<string>();
-    for (const table of tables) {
-      const lower = table.toLowerCase();
-      if (!lower.startsWith('ferry_') || PUBLIC_INTERNAL_TABLES.has(lower)) visible.add(table);
-    }
+    const visible = visibleTables(tables);
     if (visible.size === 0 && !unknown) return;
     const change: TableChange = { tables: visible, unknown };
     for (const listener of this.listeners) listener(change);
   }
+}
+
+/** The tables of `tables` apps may see changes of: all but Ferry's internal ones (except the public ones). */
+export function visibleTables(tables: Iterable<string>): Set<string> {
+  const visible = new Set<string>();
+  for (const table of tables) {
+    const lower = table.toLowerCase();
+    if (!lower.startsWith('ferry_') || PUBLIC_INTERNAL_TABLES.has(lower)) visible.add(table);
+  }
+  return visible;
 }
 
 /** Whether a change touches any of `tables` (case-insensitive, like SQLite names). */

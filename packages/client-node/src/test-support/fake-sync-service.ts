@@ -112,6 +112,8 @@ export class FakeSyncService {
         return new Response('{"error":{"code":"FERRY_S4004","message":"no"}}', { status: 404 });
       return this.writeHandler(write);
     }
+    // Like a real fetch: an already aborted request never starts.
+    if (init?.signal?.aborted === true) throw new DOMException('aborted', 'AbortError');
     const request: RecordedRequest = { url, headers, body: JSON.parse(String(init?.body)) as SyncRequest };
     this.requests.push(request);
     const responder = this.responders.shift();
