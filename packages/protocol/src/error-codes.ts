@@ -123,6 +123,8 @@ export const ERROR_CODES = {
   FERRY_C1010: { status: 0, title: 'Write rejected' },
   /** A React hook of `@ferry/react` ran outside `<FerryProvider db={db}>`. Wrap the tree in the provider. */
   FERRY_C1011: { status: 0, title: 'No Ferry database in context' },
+  /** The browser database worker failed to load or died; pending and later requests fail. Reload the page; check that the worker and .wasm files are served. */
+  FERRY_C1012: { status: 0, title: 'Database worker failed' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
