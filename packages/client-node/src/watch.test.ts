@@ -8,6 +8,25 @@ async function settle(): Promise<void> {
 }
 
 describe('watch', () => {
+  it('watches a table that does not exist yet: reports the error, then follows it once created', async () => {
+    await using t = await openTestDb();
+    const emissions: unknown[][] = [];
+    const errors: unknown[] = [];
+    const stop = t.db.watch('SELECT id, note FROM later_table ORDER BY id', [], {
+      onResult: (rows) => emissions.push(rows),
+      onError: (error) => errors.push(error),
+    });
+    await eventually(() => errors.length === 1);
+    await t.db.execute('CREATE TABLE later_table (id TEXT PRIMARY KEY, note TEXT)');
+    await t.db.execute(`INSERT INTO later_table (id, note) VALUES ('a', 'now it exists')`);
+    await eventually(() => emissions.at(-1)?.length === 1);
+    expect(emissions.at(-1)).toEqual([{ id: 'a', note: 'now it exists' }]);
+    // Known now: later writes to the table are followed as usual.
+    await t.db.execute(`INSERT INTO later_table (id, note) VALUES ('b', 'second')`);
+    await eventually(() => emissions.at(-1)?.length === 2);
+    stop();
+  });
+
   it('emits at once, then only when a table it reads changed and the result differs', async () => {
     await using t = await openTestDb();
     const emissions: unknown[][] = [];

@@ -554,7 +554,7 @@ export class FerryDatabase {
       tablesRead: async (sql, params) => {
         await this.ready();
         const usage = await this.readLocked((conn) => this.analyzer.analyze(conn, sql, params));
-        return new Set([...usage.reads].map((t) => t.toLowerCase()));
+        return usage.unknown ? null : new Set([...usage.reads].map((t) => t.toLowerCase()));
       },
       query: (sql, params) => this.getAll(sql, params),
     };

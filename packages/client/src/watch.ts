@@ -5,7 +5,8 @@ import { touches, type TableChangeEmitter } from './table-changes.js';
 export interface WatchHost {
   readonly changes: TableChangeEmitter;
   /** Lower-cased names of the tables `sql` reads. */
-  tablesRead(sql: string, params: readonly SqliteParam[]): Promise<Set<string>>;
+  /** The tables the statement reads, or null when that cannot be known (e.g. a table it names does not exist yet). */
+  tablesRead(sql: string, params: readonly SqliteParam[]): Promise<Set<string> | null>;
   /** Runs the query against committed data. */
   query(sql: string, params: readonly SqliteParam[]): Promise<unknown[]>;
 }
@@ -70,6 +71,7 @@ export function startWatch<T>(
       do {
         pending = false;
         try {
+          // Unknown tables (null) keep the watch re-running on every change until they are known.
           if (tables === null) tables = await host.tablesRead(sql, params);
           const rows = (await host.query(sql, params)) as T[];
           if (stopped) return;
