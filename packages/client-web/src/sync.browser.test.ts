@@ -90,7 +90,7 @@ for (const vfs of ['opfs', 'idb'] as const) {
 
     it('syncs the initial rows, with int8 exact and nothing outside its buckets', async () => {
       page = await fx.newPage();
-      expect(await harnessValue(page, 'open', name, vfs, SCHEMA)).toEqual({ vfs });
+      expect(await harnessValue(page, 'open', name, vfs, SCHEMA)).toEqual({ vfs, multiTab: true });
       await harnessValue(page, 'connect', svc.url, await svc.token('alice'));
       const ms = await harnessValue(page, 'waitForFirstSync');
       const expected = await aliceRows();
@@ -175,7 +175,7 @@ for (const vfs of ['opfs', 'idb'] as const) {
       await harnessValue(page, 'close');
       await page.reload();
       await page.waitForFunction(() => window.ferryHarnessReady === true);
-      expect(await harnessValue(page, 'open', name, vfs, SCHEMA)).toEqual({ vfs });
+      expect(await harnessValue(page, 'open', name, vfs, SCHEMA)).toEqual({ vfs, multiTab: true });
       expect(await getAll('SELECT count(*) AS c FROM todos')).toEqual([{ c: await aliceRows() }]);
       expect(await getAll(`SELECT title, n, done FROM todos WHERE id = ?`, [`local-${vfs}`])).toEqual([
         { title: 'written in the browser', n: 9007199254740993n, done: 1 },

@@ -125,6 +125,8 @@ export const ERROR_CODES = {
   FERRY_C1011: { status: 0, title: 'No Ferry database in context' },
   /** The browser database worker failed to load or died; pending and later requests fail. Reload the page; check that the worker and .wasm files are served. */
   FERRY_C1012: { status: 0, title: 'Database worker failed' },
+  /** The options given to open a database contradict each other or need a browser API that is missing (e.g. `exclusive` with `multiTab`). */
+  FERRY_C1013: { status: 0, title: 'Invalid database options' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -29,6 +29,7 @@ import { localWriteScenario } from './local-write-scenario.js';
 import { replicationScenario } from './replication-scenario.js';
 import { selectScenarios } from './select-scenarios.js';
 import { snapshotScenario } from './snapshot-scenario.js';
+import { webScenario } from './web-scenario.js';
 import { writePathScenario } from './write-path-scenario.js';
 
 const SCENARIOS: readonly Scenario[] = [
@@ -40,6 +41,7 @@ const SCENARIOS: readonly Scenario[] = [
   localQueryScenario,
   localWriteScenario,
   writePathScenario,
+  webScenario,
 ];
 
 function errorText(error: unknown): string {

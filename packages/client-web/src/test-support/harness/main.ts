@@ -6,7 +6,7 @@
 import { column, ferryConnector, Schema, Table, type FerryDatabase, type SqliteParam } from '@ferry/client';
 import { openFerryDatabase, SqliteError, WebWorkerDriver, type WebVfsChoice } from '@ferry/client-web';
 import { FerryError } from '@ferry/protocol';
-import type { HarnessApi, HarnessError, HarnessResult, SchemaSpec } from '../harness-api.js';
+import type { AutostartSpec, HarnessApi, HarnessError, HarnessResult, OpenSpec, SchemaSpec } from '../harness-api.js';
 import { decodeValue, encodeValue, type Encoded } from '../wire-values.js';
 
 function describeError(error: unknown): HarnessError {
@@ -36,7 +36,10 @@ function buildSchema(spec: SchemaSpec): Schema {
   const tables: Record<string, Table> = {};
   for (const [name, columns] of Object.entries(spec.tables)) {
     const defs = Object.fromEntries(Object.entries(columns).map(([c, type]) => [c, kinds[type]]));
-    tables[name] = new Table(defs, { localOnly: spec.localOnly?.includes(name) ?? false });
+    tables[name] = new Table(defs, {
+      localOnly: spec.localOnly?.includes(name) ?? false,
+      ...(spec.indexes?.[name] === undefined ? {} : { indexes: spec.indexes[name] }),
+    });
   }
   return new Schema(tables);
 }
@@ -55,8 +58,36 @@ onmessage = (event) => {
 const drivers = new Map<number, WebWorkerDriver>();
 let nextDriver = 1;
 let db: FerryDatabase | null = null;
-const watches = new Map<number, Encoded[]>();
+interface WatchEntry {
+  results: Encoded[];
+  times: number[];
+  /** Called with each new result's index. */
+  listeners: Set<(index: number) => void>;
+}
+
+const watches = new Map<number, WatchEntry>();
 let nextWatch = 1;
+
+/** Epoch milliseconds with sub-millisecond resolution, comparable across pages of one machine. */
+const epochNow = (): number => performance.timeOrigin + performance.now();
+
+async function openDatabase(name: string, vfs: WebVfsChoice, spec: SchemaSpec, options: OpenSpec = {}) {
+  const opened = await openFerryDatabase({
+    name,
+    schema: buildSchema(spec),
+    vfs,
+    ...(options.multiTab === undefined ? {} : { multiTab: options.multiTab }),
+    ...(options.exclusive === undefined ? {} : { exclusive: options.exclusive }),
+  });
+  db = opened;
+  return opened;
+}
+
+async function connectDatabase(endpoint: string, token: string): Promise<void> {
+  await current().connect(ferryConnector({ endpoint, fetchToken: async () => token }), {
+    retryDelay: { initialMs: 100, maxMs: 1000 },
+  });
+}
 
 function current(): FerryDatabase {
   if (db === null) throw new Error('no database is open (call open first)');
@@ -127,11 +158,10 @@ const harness: HarnessApi = {
       drivers.delete(id);
       return null;
     }),
-  open: (name, vfs, spec) =>
+  open: (name, vfs, spec, options) =>
     attempt(async () => {
-      const opened = await openFerryDatabase({ name, schema: buildSchema(spec), vfs: vfs as WebVfsChoice });
-      db = opened;
-      return { vfs: opened.vfs };
+      const opened = await openDatabase(name, vfs, spec, options);
+      return { vfs: opened.vfs, multiTab: opened.multiTab };
     }),
   execute: (sql, values) =>
     attempt(async () => {
@@ -142,12 +172,33 @@ const harness: HarnessApi = {
         insertId: encodeValue(result.insertId),
       };
     }),
+  executeEach: (sql, paramSets, transaction) =>
+    attempt(async () => {
+      const database = current();
+      if (transaction === true) {
+        await database.writeTransaction(async (tx) => {
+          for (const set of paramSets) await tx.execute(sql, params(set));
+        });
+      } else {
+        for (const set of paramSets) await database.execute(sql, params(set));
+      }
+      return paramSets.length;
+    }),
+  timedExecute: (sql, values) =>
+    attempt(async () => {
+      const startedAt = epochNow();
+      await current().execute(sql, params(values));
+      return { startedAt, endedAt: epochNow() };
+    }),
   getAll: (sql, values) => attempt(async () => encodeValue(await current().getAll(sql, params(values)))),
   connect: (endpoint, token) =>
     attempt(async () => {
-      await current().connect(ferryConnector({ endpoint, fetchToken: async () => token }), {
-        retryDelay: { initialMs: 100, maxMs: 1000 },
-      });
+      await connectDatabase(endpoint, token);
+      return null;
+    }),
+  disconnect: () =>
+    attempt(async () => {
+      await current().disconnect();
       return null;
     }),
   waitForFirstSync: () =>
@@ -163,21 +214,53 @@ const harness: HarnessApi = {
       hasSynced: s.hasSynced,
       pendingCount: s.pendingCount,
       uploading: s.uploading,
+      isSyncLeader: current().isSyncLeader,
       downloadError: s.downloadError?.message ?? null,
       uploadError: s.lastUploadError?.message ?? null,
     };
   },
   watch: (sql, values) => {
     const id = nextWatch++;
-    const results: Encoded[] = [];
-    watches.set(id, results);
+    const entry: WatchEntry = { results: [], times: [], listeners: new Set() };
+    watches.set(id, entry);
+    const record = (result: Encoded): void => {
+      entry.times.push(epochNow());
+      entry.results.push(result);
+      for (const listener of entry.listeners) listener(entry.results.length - 1);
+    };
     current().watch(sql, params(values), {
-      onResult: (rows) => results.push(encodeValue(rows)),
-      onError: (error) => results.push({ error: String(error) }),
+      onResult: (rows) => record(encodeValue(rows)),
+      onError: (error) => record({ error: String(error) }),
     });
     return id;
   },
-  watchResults: (id) => watches.get(id) ?? [],
+  watchResults: (id) => watches.get(id)?.results ?? [],
+  watchTimes: (id) => watches.get(id)?.times ?? [],
+  watchUntil: (id, expected, timeoutMs) =>
+    attempt(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const entry = watches.get(id);
+          if (entry === undefined) throw new Error(`no watch ${id}`);
+          const want = JSON.stringify(expected);
+          const found = entry.results.findIndex((result) => JSON.stringify(result) === want);
+          if (found >= 0) {
+            resolve(entry.times[found]!);
+            return;
+          }
+          const listener = (index: number): void => {
+            if (JSON.stringify(entry.results[index]) !== want) return;
+            entry.listeners.delete(listener);
+            clearTimeout(timer);
+            resolve(entry.times[index]!);
+          };
+          const timer = setTimeout(() => {
+            entry.listeners.delete(listener);
+            reject(new Error(`watch ${id} did not show ${want} within ${timeoutMs} ms`));
+          }, timeoutMs);
+          entry.listeners.add(listener);
+        }),
+    ),
   timeQuery: (sql, values, times) =>
     attempt(async () => {
       const database = current();
@@ -190,6 +273,20 @@ const harness: HarnessApi = {
       }
       return { durations, rows };
     }),
+  timeQueries: (sql, paramSets) =>
+    attempt(async () => {
+      const database = current();
+      const durations: number[] = [];
+      const rows: number[] = [];
+      for (const set of paramSets) {
+        const bound = params(set);
+        const start = performance.now();
+        const result = await database.getAll(sql, bound);
+        durations.push(performance.now() - start);
+        rows.push(result.length);
+      }
+      return { durations, rows };
+    }),
   close: () =>
     attempt(async () => {
       await db?.close();
@@ -199,5 +296,31 @@ const harness: HarnessApi = {
 };
 
 window.ferryHarness = harness;
+
+/**
+ * `#autostart=<json AutostartSpec>`: open, connect and wait for the first
+ * sync right away, recording when each step finished (ms since the
+ * navigation started), for the page-load-to-synced benchmark.
+ */
+function autostart(): void {
+  const prefix = '#autostart=';
+  if (!location.hash.startsWith(prefix)) return;
+  const spec = JSON.parse(decodeURIComponent(location.hash.slice(prefix.length))) as AutostartSpec;
+  window.ferryAutostart = { state: 'running' };
+  void (async () => {
+    try {
+      await openDatabase(spec.name, spec.vfs, spec.schema);
+      const openedAt = performance.now();
+      await connectDatabase(spec.endpoint, spec.token);
+      const connectedAt = performance.now();
+      await current().waitForFirstSync();
+      window.ferryAutostart = { state: 'done', openedAt, connectedAt, firstSyncAt: performance.now() };
+    } catch (error) {
+      window.ferryAutostart = { state: 'failed', error: describeError(error) };
+    }
+  })();
+}
+
+autostart();
 window.ferryHarnessReady = true;
 document.getElementById('state')!.textContent = 'ready';
