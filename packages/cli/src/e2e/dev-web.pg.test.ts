@@ -6,7 +6,7 @@
  * that `ferry start` serves no web app.
  */
 import { randomUUID } from 'node:crypto';
-import { cp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createTestDatabase } from '@ferry/test-utils';
 import type { Browser } from 'playwright-core';
@@ -21,8 +21,13 @@ import {
   runCli,
   tempDir,
   waitFor,
-  type CliProcess,
 } from './stack.js';
+import {
+  copyProject as copyFixtureProject,
+  startDev as startFixtureDev,
+  stopDev,
+  type DevProcess,
+} from './web-app-fixture.js';
 
 const FIELD = '22222222-2222-4222-8222-222222222222';
 
@@ -44,53 +49,9 @@ async function chromium(): Promise<Browser> {
   return browser;
 }
 
-/**
- * A copy of apps/tasks in a temp dir, laid out like the repository: a
- * `node_modules` link and an ESM package.json above it, so the app's own
- * imports (`vite`, `@journeyapps/wa-sqlite`) resolve as they do in place.
- */
-async function copyProject(prefix: string): Promise<string> {
-  const root = await tempDir(cleanup, prefix);
-  const project = path.join(root, 'tasks');
-  await cp(path.join(REPO_ROOT, 'apps/tasks'), project, {
-    recursive: true,
-    filter: (source) => !source.split(path.sep).includes('.ferry'),
-  });
-  await symlink(path.join(REPO_ROOT, 'node_modules'), path.join(root, 'node_modules'), 'dir');
-  await writeFile(path.join(root, 'package.json'), JSON.stringify({ private: true, type: 'module' }));
-  return project;
-}
-
-interface DevProcess {
-  cli: CliProcess;
-  /** The one URL printed as "Open", without a trailing slash. */
-  url: string;
-  /** The dev database, as printed. */
-  databaseUrl: string;
-}
-
-/** Starts `ferry dev` on a free port and parses the URLs it prints. */
-async function startDev(project: string, extraArgs: string[] = []): Promise<DevProcess> {
-  const cli = runCli(['dev', '--project', project, '--port', '0', '--log-level', 'warn', ...extraArgs], { cleanup });
-  const [url, databaseUrl] = await waitFor(
-    () => {
-      if (cli.child.exitCode !== null) throw new Error(`ferry dev exited:\n${cli.output()}`);
-      const open = /^\s*Open\s+(http:\/\/\S+?)\/?$/m.exec(cli.output());
-      const postgres = /^\s*Postgres\s+(postgres:\/\/\S+)$/m.exec(cli.output());
-      return open !== null && postgres !== null ? [open[1]!, postgres[1]!] : undefined;
-    },
-    { timeoutMs: 90_000, message: () => `ferry dev printed no URL:\n${cli.output()}` },
-  );
-  return { cli, url, databaseUrl };
-}
-
-/** Stops a `ferry dev` (SIGTERM, as Ctrl-C) so the next one does not share the machine with it. */
-async function stopDev(dev: DevProcess | undefined): Promise<void> {
-  if (dev === undefined || dev.cli.child.exitCode !== null || dev.cli.child.signalCode !== null) return;
-  dev.cli.child.kill('SIGTERM');
-  const { code } = await dev.cli.exited;
-  expect({ code, tail: code === 0 ? '' : dev.cli.output().slice(-2000) }).toEqual({ code: 0, tail: '' });
-}
+const copyProject = (prefix: string): Promise<string> => copyFixtureProject(cleanup, prefix);
+const startDev = (project: string, extraArgs: string[] = []): Promise<DevProcess> =>
+  startFixtureDev(cleanup, project, extraArgs);
 
 /** The `src` of the page's module scripts, Vite's own client excluded. */
 function moduleScripts(html: string): string[] {
@@ -230,17 +191,18 @@ describe('ferry dev: the web app through Vite, and the demo sign-in backend, on 
     expect(((await wrongMethod.json()) as { error: { code: string } }).error.code).toBe('FERRY_S4005');
   });
 
-  it('renders in Chromium (users from the demo backend, SQLite WASM loaded) and reloads when a file changes', async () => {
+  it('renders the board in Chromium (users from the demo backend, local SQLite on OPFS, a first sync) and reloads when a file changes', async () => {
     const { page, errors } = await openApp(dev.url);
     await page.locator('[data-user="alice"]').waitFor({ timeout: 30_000 });
     const users = await page
       .locator('[data-user]')
       .evaluateAll((items) => items.map((i) => i.getAttribute('data-user')));
     expect(users).toEqual(['alice', 'bob']);
-    // WebAssembly.compileStreaming only accepts application/wasm.
-    await page.getByText('SQLite WASM ok').waitFor({ timeout: 30_000 });
+    // The worker's SQLite WASM loaded (WebAssembly.instantiateStreaming only accepts application/wasm).
+    await page.getByText(/^Local SQLite 3\.\d+\.\d+ on OPFS/).waitFor({ timeout: 30_000 });
     await page.getByRole('button', { name: 'Sign in as bob' }).click();
-    await page.getByText(`Signed in as bob: sync endpoint ${dev.url}`).waitFor();
+    await page.getByText('Check the north pumps').waitFor({ timeout: 30_000 });
+    expect(await page.getByTestId('signed-in-as').textContent()).toBe('Signed in as bob');
 
     // Live reload over the service's own port: edit index.html, the open page follows.
     const title = await page.title();
@@ -295,10 +257,14 @@ describe('ferry dev --web-build: the built app served from disk', () => {
     expect((await demoToken(dev.url, 'bob')).status).toBe(200);
   });
 
-  it('renders in Chromium from the built files', async () => {
+  it('renders in Chromium from the built files, with the app shell cached for offline use', async () => {
     const { page, errors } = await openApp(dev.url);
     await page.locator('[data-user="bob"]').waitFor({ timeout: 30_000 });
-    await page.getByText('SQLite WASM ok').waitFor({ timeout: 30_000 });
+    await page.getByText(/^Local SQLite 3\.\d+\.\d+ on OPFS/).waitFor({ timeout: 30_000 });
+    await page.getByTestId('offline-ready').waitFor({ timeout: 30_000 });
+    const precache = (await (await fetch(`${dev.url}/precache.json`)).json()) as { files: string[] };
+    expect(precache.files).toContain('index.html');
+    expect(precache.files.some((file) => file.endsWith('.wasm'))).toBe(true);
     expect(errors).toEqual([]);
   });
 });
@@ -308,7 +274,7 @@ describe('ferry start', () => {
     const databaseUrl = await createTestDatabase('dev_web_start');
     cleanup.add(() => dropInactiveSlots(databaseUrl));
     const project = path.join(REPO_ROOT, 'apps/tasks');
-    for (const file of ['001_tasks.sql', '002_seed.sql']) {
+    for (const file of (await readdir(path.join(project, 'migrations'))).filter((f) => f.endsWith('.sql')).sort()) {
       await pgQuery(databaseUrl, await readFile(path.join(project, 'migrations', file), 'utf8'));
     }
     const dir = await tempDir(cleanup, 'ferry-start-');

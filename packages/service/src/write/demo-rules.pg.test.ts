@@ -14,7 +14,7 @@ let api: WriteApi;
 
 beforeAll(async () => {
   url = await createTestDatabase('ferry_demo_rules');
-  for (const migration of ['001_tasks.sql', '002_seed.sql'])
+  for (const migration of ['001_tasks.sql', '002_seed.sql', '003_projects_board.sql'])
     await sql(url, await readFile(demo(`migrations/${migration}`), 'utf8'));
   const rules = await compileWriteRules(await readFile(demo('write-rules.yaml'), 'utf8'), {
     file: 'apps/tasks/write-rules.yaml',
@@ -79,6 +79,50 @@ describe('the demo app write rules (apps/tasks/write-rules.yaml)', () => {
     expect(rows[0]).toEqual({ workspace_id: FIELD, title: 'Plan (bob)', done: true, tags: ['a'], estimate: '1.50' });
     const deleted = await api.apply([tx([{ op: 'DELETE', type: 'tasks', id }])], bob);
     expect(deleted.transactions[0]!.status).toBe('applied');
+  });
+
+  it('lets members add and rename projects and move tasks between board columns (status keeps done in step)', async () => {
+    const project = 'e0000000-0000-4000-8000-000000000001';
+    const task = 'e0000000-0000-4000-8000-000000000002';
+    const result = await api.apply(
+      [
+        tx([{ op: 'PUT', type: 'projects', id: project, data: { workspace_id: FIELD, name: 'Repairs', position: 3 } }]),
+        tx([{ op: 'PATCH', type: 'projects', id: project, data: { name: 'Repairs (bob)' } }]),
+        tx([{ op: 'PUT', type: 'tasks', id: task, data: { workspace_id: FIELD, project_id: project, title: 'Fix' } }]),
+        tx([{ op: 'PATCH', type: 'tasks', id: task, data: { status: 'done', done: 1 } }]),
+        // Not a member of "Launch plan"; projects cannot be deleted by clients.
+        tx([
+          {
+            op: 'PUT',
+            type: 'projects',
+            id: 'e0000000-0000-4000-8000-000000000003',
+            data: { workspace_id: LAUNCH, name: 'x' },
+          },
+        ]),
+        tx([{ op: 'DELETE', type: 'projects', id: project }]),
+      ],
+      bob,
+    );
+    expect(result.transactions.map((t) => (t.ops[0] as { code?: string }).code ?? t.status)).toEqual([
+      'applied',
+      'applied',
+      'applied',
+      'applied',
+      'FERRY_S6004',
+      'FERRY_S6001',
+    ]);
+    const { rows } = await sql(
+      url,
+      'SELECT p.name, t.status, t.done FROM tasks t JOIN projects p ON p.id = t.project_id WHERE t.id = $1',
+      [task],
+    );
+    expect(rows[0]).toEqual({ name: 'Repairs (bob)', status: 'done', done: true });
+    // An older client that only ticks `done` moves the task to the "done" column, and back.
+    await api.apply([tx([{ op: 'PATCH', type: 'tasks', id: task, data: { done: 0 } }])], bob);
+    expect((await sql(url, 'SELECT status, done FROM tasks WHERE id = $1', [task])).rows[0]).toEqual({
+      status: 'todo',
+      done: false,
+    });
   });
 
   it('forces note owners and keeps notes private; workspaces are not writable', async () => {
