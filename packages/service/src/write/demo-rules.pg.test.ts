@@ -125,6 +125,36 @@ describe('the demo app write rules (apps/tasks/write-rules.yaml)', () => {
     });
   });
 
+  it("refuses a task pointing at another workspace's project", async () => {
+    const task = 'e0000000-0000-4000-8000-000000000010';
+    // alice is a member of both workspaces, but a Field-crew task may not use a Launch-plan project.
+    const result = await api.apply(
+      [
+        tx([
+          {
+            op: 'PUT',
+            type: 'tasks',
+            id: task,
+            data: { workspace_id: FIELD, project_id: 'a1111111-1111-4111-8111-111111111111', title: 'Mixed up' },
+          },
+        ]),
+        tx([
+          {
+            op: 'PUT',
+            type: 'tasks',
+            id: task,
+            data: { workspace_id: FIELD, project_id: 'a2222222-2222-4222-8222-222222222222', title: 'Right project' },
+          },
+        ]),
+      ],
+      alice,
+    );
+    expect(result.transactions.map((t) => (t.ops[0] as { code?: string }).code ?? t.status)).toEqual([
+      'FERRY_S6004',
+      'applied',
+    ]);
+  });
+
   it('forces note owners and keeps notes private; workspaces are not writable', async () => {
     const note = 'd0000000-0000-4000-8000-000000000001';
     await api.apply([tx([{ op: 'PUT', type: 'notes', id: note, data: { body: 'mine', owner_id: 'bob' } }])], alice);
