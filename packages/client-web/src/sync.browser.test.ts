@@ -10,42 +10,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callHarness, harnessValue, startHarness, type HarnessFixture } from './test-support/browser-fixture.js';
 import type { SchemaSpec } from './test-support/harness-api.js';
 import { startSyncService, type SyncServiceFixture } from './test-support/service-fixture.js';
+import { TODOS_RULES, TODOS_TABLE, TODOS_WRITE_RULES, todosSource } from './test-support/todos-fixture.js';
 import { decodeValue, encodeValue } from './test-support/wire-values.js';
 
 const SEED_ROWS = 2000;
 
-const SOURCE = `
-  CREATE TABLE todos (
-    id text PRIMARY KEY,
-    owner text NOT NULL,
-    title text NOT NULL,
-    n int8,
-    done boolean NOT NULL DEFAULT false
-  );
-  INSERT INTO todos (id, owner, title, n)
-    SELECT 'seed-' || lpad(i::text, 5, '0'), 'alice', 'todo ' || i, i FROM generate_series(1, ${SEED_ROWS}) i;
+const SOURCE = todosSource(
+  SEED_ROWS,
+  `
   INSERT INTO todos (id, owner, title, n) VALUES ('big', 'alice', 'int8 max', 9223372036854775807);
   INSERT INTO todos (id, owner, title, n) VALUES ('bob-1', 'bob', 'not for alice', 1);
-`;
-
-const RULES = `
-bucket_definitions:
-  mine:
-    parameters: SELECT request.user_id() AS user_id
-    data:
-      - SELECT id, owner, title, n, done FROM todos WHERE owner = bucket.user_id
-`;
-
-const WRITE_RULES = `
-tables:
-  todos:
-    operations: [insert, update, delete]
-    columns: [title, n, done]
-    owner: { column: owner }
-`;
+`,
+);
 
 const SCHEMA: SchemaSpec = {
-  tables: { todos: { owner: 'text', title: 'text', n: 'integer', done: 'integer' } },
+  tables: TODOS_TABLE,
 };
 
 let fx: HarnessFixture;
@@ -54,7 +33,7 @@ let svc: SyncServiceFixture;
 beforeAll(async () => {
   [fx, svc] = await Promise.all([
     startHarness(),
-    startSyncService({ database: 'ferry_web_sync', source: SOURCE, rules: RULES, writeRules: WRITE_RULES }),
+    startSyncService({ database: 'ferry_web_sync', source: SOURCE, rules: TODOS_RULES, writeRules: TODOS_WRITE_RULES }),
   ]);
 });
 
