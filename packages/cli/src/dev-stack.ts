@@ -10,7 +10,10 @@ import { startEmbeddedPostgres, type RunningPostgres } from './embedded-postgres
 import { runMigrations } from './migrate.js';
 
 export interface DevStackOptions {
-  /** Project folder with `migrations/`, `sync-rules.yaml` and (optional) `write-rules.yaml`. */
+  /**
+   * Project folder with `migrations/`, `sync-rules.yaml` and (optional) `write-rules.yaml`, with
+   * its (optional) hooks module `write-hooks.ts`.
+   */
   projectDir: string;
   /** Where Ferry keeps dev state (Postgres data, dev key). Default `<projectDir>/.ferry`. */
   stateDir?: string;
@@ -52,7 +55,8 @@ export interface DevStack {
  * Starts what `ferry dev` runs: an embedded PostgreSQL 18 with
  * `wal_level=logical` (data under `.ferry/pg`), the project's migrations,
  * and the service trusting a generated Ed25519 dev key, with the write API
- * on when the project has `write-rules.yaml`. Optionally the project's web
+ * on when the project has `write-rules.yaml` (and its hooks from
+ * `write-hooks.ts` when that exists). Optionally the project's web
  * app and the demo sign-in backend are served on the service's own port
  * (through its fallback hook), so the app and its sync endpoint share one
  * origin.
@@ -67,7 +71,15 @@ export async function startDevStack(options: DevStackOptions): Promise<DevStack>
     );
   }
   const writeRulesFile = path.join(projectDir, 'write-rules.yaml');
-  const writeRules = existsSync(writeRulesFile) ? { write_rules: { path: writeRulesFile } } : {};
+  const writeHooksFile = path.join(projectDir, 'write-hooks.ts');
+  const writeRules = existsSync(writeRulesFile)
+    ? {
+        write_rules: {
+          path: writeRulesFile,
+          ...(existsSync(writeHooksFile) ? { hooks: writeHooksFile } : {}),
+        },
+      }
+    : {};
   const database = options.database ?? 'ferry';
   const postgres = await startEmbeddedPostgres({ dataDir: path.join(stateDir, 'pg'), port: options.pgPort ?? 0 });
   try {

@@ -29,6 +29,8 @@ export const ERROR_CODES = {
   FERRY_S1201: { status: 500, title: 'Invalid write rules file' },
   /** The write rules name a table or column that does not exist in Postgres (or a table without an `id` column). */
   FERRY_S1202: { status: 500, title: 'Write rules reference unknown schema' },
+  /** The write hooks module could not be loaded, or does not export what the write rules name (a merge function, a table's validator). */
+  FERRY_S1203: { status: 500, title: 'Invalid write hooks module' },
 
   // ── authentication ───────────────────────────────────────────────────────
   /** No token was sent. Send `Authorization: Token <jwt>` (or `Bearer`). */
@@ -95,6 +97,10 @@ export const ERROR_CODES = {
   FERRY_S6008: { status: 503, title: 'Write temporarily failed' },
   /** The op is malformed (missing id, data on a DELETE, bad HLC stamp). */
   FERRY_S6009: { status: 400, title: 'Malformed op' },
+  /** A validation hook rejected the op (its message says why). Retryable when the hook said so. */
+  FERRY_S6010: { status: 422, title: 'Rejected by validation hook' },
+  /** A validation hook or merge function threw; the transaction was rolled back and nothing of it was applied. */
+  FERRY_S6011: { status: 500, title: 'Write hook failed' },
 
   // ── internal ─────────────────────────────────────────────────────────────
   /** An unexpected internal error. This is a bug: please report it with the log line. */

@@ -34,8 +34,20 @@ export const WriteOpSchema = z.object({
   id: z.string().min(1).max(1024),
   /** Column values (PUT, PATCH); absent for DELETE. */
   data: z.record(z.string(), columnValue).optional(),
-  /** Hybrid logical clock stamp of the op (`encodeHlc` text), kept for conflict handling. */
+  /** Hybrid logical clock stamp of the op (`encodeHlc` text): orders concurrent writes of a field. */
   hlc: z.string().max(512).optional(),
+  /**
+   * Per-column stamps overriding `hlc` (a compacted op carries, for each
+   * column, the stamp of the edit that last set it).
+   */
+  hlcs: z.record(z.string(), z.string().max(512)).optional(),
+  /**
+   * The values the writer saw before this op, for the columns it changes
+   * (PATCH; PowerSync's `previousValues`). A column whose stored value still
+   * equals its `old` value was written with knowledge of the current value:
+   * no conflict. Without `old`, the clocks alone decide.
+   */
+  old: z.record(z.string(), columnValue).optional(),
 });
 export type WriteOp = z.infer<typeof WriteOpSchema>;
 
@@ -62,6 +74,9 @@ export const PowerSyncCrudEntrySchema = z.looseObject({
   data: z.record(z.string(), columnValue).nullish(),
   tx_id: z.number().int().nullish(),
   transactionId: z.number().int().nullish(),
+  /** Previous values (PowerSync `trackPreviousValues`): used as the op's `old`. */
+  old: z.record(z.string(), columnValue).nullish(),
+  previousValues: z.record(z.string(), columnValue).nullish(),
 });
 export type PowerSyncCrudEntry = z.infer<typeof PowerSyncCrudEntrySchema>;
 
@@ -81,7 +96,18 @@ export interface WriteRejection {
   message: string;
 }
 
-export type WriteOpResult = { status: 'applied' } | WriteRejection;
+/**
+ * An applied op. `conflicts`: ids of `ferry_conflicts` records this op
+ * created (a value it overwrote or lost, kept there); `violations`: ids of
+ * `ferry_violations` records a validation hook raised for it.
+ */
+export interface WriteApplied {
+  status: 'applied';
+  conflicts?: string[];
+  violations?: string[];
+}
+
+export type WriteOpResult = WriteApplied | WriteRejection;
 
 /**
  * The answer for one transaction, in request order:

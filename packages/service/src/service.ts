@@ -8,7 +8,16 @@ import { createHttpServer, type FerryHttpServer, type HttpServerDeps } from './h
 import { createLogger, createMetrics, type FerryMetrics, type Logger } from './metrics/index.js';
 import { Replicator } from './replication/index.js';
 import { PostgresBucketStorage } from './storage/index.js';
-import { compileWriteRules, createWriteMetrics, WriteApi, WriteCheckpoints, type WriteRules } from './write/index.js';
+import {
+  checkWriteHooks,
+  compileWriteRules,
+  createWriteMetrics,
+  loadWriteHooks,
+  WriteApi,
+  WriteCheckpoints,
+  type WriteHooks,
+  type WriteRules,
+} from './write/index.js';
 
 export interface FerryServiceOptions {
   /** Logger; default a pino logger at `config.logLevel` on stdout. */
@@ -79,6 +88,7 @@ export class FerryService {
     const logger = options.logger ?? createLogger(config.logLevel);
     const rules = await loadRules(config);
     const writeRules = await loadWriteRules(config);
+    const writeHooks = writeRules === null ? null : await loadCheckedWriteHooks(config, writeRules);
     const metrics = createMetrics({ processMetrics: options.processMetrics ?? true });
     const storage = new PostgresBucketStorage({
       connectionString: config.storage.connection,
@@ -109,6 +119,8 @@ export class FerryService {
           schema: config.storage.schema,
           logger,
           metrics: createWriteMetrics(metrics.registry),
+          hooks: writeHooks,
+          maxClockSkewMs: config.writeRules!.maxClockSkewMs,
         });
       } catch (error) {
         await storage.close();
@@ -264,6 +276,18 @@ async function loadWriteRules(config: FerryConfig): Promise<WriteRules | null> {
     });
   }
   return compileWriteRules(text, { file });
+}
+
+/**
+ * Loads the configured write hooks module (null without one) and checks it
+ * against the rules: every merge function they name exists, every validator
+ * is for a table of the rules (FERRY_S1203 otherwise).
+ */
+async function loadCheckedWriteHooks(config: FerryConfig, rules: WriteRules): Promise<WriteHooks | null> {
+  const file = config.writeRules?.hooks ?? null;
+  const hooks = file === null ? null : await loadWriteHooks(file);
+  checkWriteHooks(rules, hooks, file);
+  return hooks;
 }
 
 function bindReplicator(replicator: Replicator, metrics: FerryMetrics, logger: Logger): void {

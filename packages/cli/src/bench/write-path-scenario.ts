@@ -3,7 +3,11 @@
  *
  * - `upload_apply_ops_per_s`: 10,000 PUTs POSTed straight to `/write` in
  *   batches of 1,000 ops (100 transactions of 10 ops each), timed until the
- *   last answer: the write API's apply rate into Postgres. Three rounds.
+ *   last answer: the write API's apply rate into Postgres, on a table with
+ *   `conflicts: off`. Three rounds.
+ * - `upload_apply_tracked_ops_per_s`: the same on a table with conflict
+ *   tracking (field stamps stored per row, every op HLC-stamped), rounds
+ *   alternating with the untracked ones so both see the same machine.
  * - `a_to_b_p50_ms` / `a_to_b_p95_ms`: two connected Ferry clients of one
  *   user; client A updates one row in a `writeTransaction`, timed until B's
  *   `watch` shows the value (A's upload loop → write API → Postgres →
@@ -14,6 +18,7 @@
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ferryConnector, type FerryDatabase } from '@ferry/client';
+import { encodeHlc } from '@ferry/protocol';
 import { openFerryDatabase } from '@ferry/client-node';
 import {
   LISTS_ITEMS_DDL,
@@ -33,6 +38,16 @@ tables:
     operations: [insert, update, delete]
     columns: '*'
     where: "list_id IN (SELECT id FROM lists WHERE owner_id = request.user_id())"
+    conflicts: off
+  tracked_items:
+    operations: [insert, update, delete]
+    columns: '*'
+    where: "list_id IN (SELECT id FROM lists WHERE owner_id = request.user_id())"
+`;
+
+/** Same shape as items, written with conflict tracking; synced like items, so both rates include replication. */
+const TRACKED_ITEMS_DDL = `CREATE TABLE tracked_items (LIKE items INCLUDING ALL)`;
+const SYNC_RULES = `${USER_LISTS_RULES}      - SELECT * FROM tracked_items WHERE list_id = bucket.list_id
 `;
 
 const APPLY_OPS = 10_000;
@@ -64,6 +79,8 @@ export const writePathScenario: Scenario = {
   needsPostgres: true,
   metrics: [
     { name: 'upload_apply_ops_per_s', unit: 'ops/s', target: { op: '>', value: 10_000 } },
+    { name: 'upload_apply_tracked_ops_per_s', unit: 'ops/s' },
+    { name: 'upload_apply_tracked_ratio', unit: 'ratio', target: { op: '>', value: 0.7 } },
     { name: 'a_to_b_p50_ms', unit: 'ms', target: { op: '<', value: 50 } },
     { name: 'a_to_b_p95_ms', unit: 'ms', target: { op: '<', value: 150 } },
     { name: 'offline_10k_drain_ms', unit: 'ms' },
@@ -74,15 +91,20 @@ export const writePathScenario: Scenario = {
     const clients: FerryDatabase[] = [];
     try {
       await db.client.query(LISTS_ITEMS_DDL);
+      await db.client.query(TRACKED_ITEMS_DDL);
       await insertLists(db.client, 'u1', 10);
       await insertItems(db.client, 'u1', 10, 1, 1_000);
-      service = await ctx.startService(db, USER_LISTS_RULES, { writeRulesYaml: ITEMS_WRITE_RULES });
+      service = await ctx.startService(db, SYNC_RULES, { writeRulesYaml: ITEMS_WRITE_RULES });
       const url = service.url;
       const token = await ctx.token('u1');
 
       // ── apply rate through the write API ────────────────────────────────
       const rates: number[] = [];
-      for (let round = 0; round < APPLY_ROUNDS; round++) {
+      const trackedRates: number[] = [];
+      const ratios: number[] = [];
+      for (let run = 0; run < APPLY_ROUNDS * 2; run++) {
+        const round = run >> 1;
+        const tracked = run % 2 === 1;
         const bodies: string[] = [];
         for (let b = 0; b < APPLY_OPS / APPLY_BATCH_OPS; b++) {
           const transactions = [];
@@ -92,8 +114,9 @@ export const writePathScenario: Scenario = {
               const n = ((round * APPLY_OPS + b * APPLY_BATCH_OPS + t * APPLY_TX_OPS + o) >>> 0) + 1;
               ops.push({
                 op: 'PUT',
-                type: 'items',
+                type: tracked ? 'tracked_items' : 'items',
                 id: uuid(n, 'a'),
+                ...(tracked ? { hlc: encodeHlc({ wallMs: Date.now(), counter: o, node: 'bench' }) } : {}),
                 data: {
                   list_id: listId('u1', n % 10),
                   title: `Uploaded ${n}`,
@@ -104,7 +127,7 @@ export const writePathScenario: Scenario = {
                 },
               });
             }
-            transactions.push({ id: `bench:${round}:${b}:${t}`, ops });
+            transactions.push({ id: `bench:${tracked ? 't' : 'u'}:${round}:${b}:${t}`, ops });
           }
           bodies.push(JSON.stringify({ client_id: 'bench', transactions }));
         }
@@ -120,13 +143,30 @@ export const writePathScenario: Scenario = {
             throw new Error(`/write answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
           }
         }
-        rates.push(APPLY_OPS / ((performance.now() - started) / 1000));
+        const rate = APPLY_OPS / ((performance.now() - started) / 1000);
+        if (tracked) {
+          trackedRates.push(rate);
+          ratios.push(rate / rates.at(-1)!);
+        } else rates.push(rate);
       }
       out.add(
         metric('upload_apply_ops_per_s', 'ops/s', rates, {
           value: median(rates),
           target: { op: '>', value: 10_000 },
-          note: `${APPLY_OPS} PUTs, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} ops per transaction, ${APPLY_ROUNDS} rounds`,
+          note: `${APPLY_OPS} PUTs, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} ops per transaction, ${APPLY_ROUNDS} rounds, conflicts: off`,
+        }),
+      );
+      out.add(
+        metric('upload_apply_tracked_ops_per_s', 'ops/s', trackedRates, {
+          value: median(trackedRates),
+          note: 'same PUTs, HLC-stamped, on a table with conflict tracking (field stamps per row)',
+        }),
+      );
+      out.add(
+        metric('upload_apply_tracked_ratio', 'ratio', ratios, {
+          value: median(ratios),
+          target: { op: '>', value: 0.7 },
+          note: 'tracked / untracked rate of back-to-back rounds: tracking must cost under 30%',
         }),
       );
 

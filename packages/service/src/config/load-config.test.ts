@@ -142,6 +142,8 @@ client_auth:
       content: null,
       maxRequestBytes: 8 * 1024 * 1024,
       idempotencyRetentionHours: 720,
+      hooks: null,
+      maxClockSkewMs: 60_000,
     });
     const inline = parseConfig(
       `${base}write_rules: { content: "tables: {}", max_request_bytes: 2048, idempotency_retention_hours: 48 }\n`,
@@ -153,10 +155,46 @@ client_auth:
       content: 'tables: {}',
       maxRequestBytes: 2048,
       idempotencyRetentionHours: 48,
+      hooks: null,
+      maxClockSkewMs: 60_000,
     });
     const both = failure(`${base}write_rules: { path: a, content: b }\n`);
     expect(both.code).toBe('FERRY_S1002');
     expect(both.message).toBe('ferry.yaml:4:14: write_rules: set exactly one of path or content');
+  });
+
+  it('reads write_rules.hooks (relative to the config file) and max_clock_skew_ms', () => {
+    const base = `replication: { connection: x }\nsync_rules: { path: r }\nclient_auth: { audience: a, hs256_secret: s }\n`;
+    const config = parseConfig(
+      `${base}write_rules:\n  path: write-rules.yaml\n  hooks: rules/write-hooks.ts\n  max_clock_skew_ms: !env SKEW\n`,
+      '/etc/ferry/ferry.yaml',
+      { env: { SKEW: '1500' } },
+    );
+    expect(config.writeRules).toMatchObject({ hooks: '/etc/ferry/rules/write-hooks.ts', maxClockSkewMs: 1500 });
+    const absolute = parseConfig(
+      `${base}write_rules: { content: "tables: {}", hooks: /srv/hooks.mjs, max_clock_skew_ms: 0 }\n`,
+      'f.yaml',
+      {
+        env: {},
+      },
+    );
+    expect(absolute.writeRules).toMatchObject({ hooks: '/srv/hooks.mjs', maxClockSkewMs: 0 });
+    const day = parseConfig(`${base}write_rules: { path: w.yaml, max_clock_skew_ms: 86400000 }\n`, 'f.yaml', {
+      env: {},
+    });
+    expect(day.writeRules?.maxClockSkewMs).toBe(86_400_000);
+
+    const tooFar = failure(`${base}write_rules: { path: w.yaml, max_clock_skew_ms: 86400001 }\n`);
+    expect(tooFar.code).toBe('FERRY_S1002');
+    expect(tooFar.message).toBe('ferry.yaml:4:49: write_rules.max_clock_skew_ms: must be at most 86400000');
+    const negative = failure(`${base}write_rules: { path: w.yaml, max_clock_skew_ms: -1 }\n`);
+    expect(negative.message).toBe('ferry.yaml:4:49: write_rules.max_clock_skew_ms: must be at least 0');
+    const fractional = failure(`${base}write_rules: { path: w.yaml, max_clock_skew_ms: 1.5 }\n`);
+    expect(fractional.message).toBe('ferry.yaml:4:49: write_rules.max_clock_skew_ms: expected an integer');
+    const emptyHooks = failure(`${base}write_rules: { path: w.yaml, hooks: "" }\n`);
+    expect(emptyHooks.message).toBe('ferry.yaml:4:37: write_rules.hooks: expected a file path, got an empty string');
+    const misspelt = failure(`${base}write_rules: { path: w.yaml, hook: h.ts }\n`);
+    expect(misspelt.message).toMatch(/^ferry\.yaml:4:30: write_rules\.hook: unknown key \(did you mean "hooks"\?\)/);
   });
 
   it('fails with FERRY_S1001 and the position for invalid YAML', () => {

@@ -126,6 +126,8 @@ function normalize(raw: RawFerryConfig, file: string): FerryConfig {
             content: raw.write_rules.content ?? null,
             maxRequestBytes: raw.write_rules.max_request_bytes,
             idempotencyRetentionHours: raw.write_rules.idempotency_retention_hours,
+            hooks: raw.write_rules.hooks === undefined ? null : path.resolve(dir, raw.write_rules.hooks),
+            maxClockSkewMs: raw.write_rules.max_clock_skew_ms,
           },
     clientAuth: {
       audience,

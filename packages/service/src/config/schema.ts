@@ -96,6 +96,16 @@ export const writeRulesSchema = z
         description:
           'How long applied transactions are remembered by idempotency key. A client resending a transaction after this (its answer lost, then offline that long) would have it applied again.',
       }),
+    hooks: nonEmpty('a file path').optional().meta({
+      description:
+        'Write hooks module (.ts, .mts, .cts, .js, .mjs or .cjs), relative to this config file: validation hooks and the merge functions the write rules name. TypeScript is compiled on load (types are not checked).',
+    }),
+    max_clock_skew_ms: integer(0, 24 * 60 * 60 * 1000)
+      .default(60_000)
+      .meta({
+        description:
+          "How far ahead of the service's clock a client's HLC stamp may count, in milliseconds; stamps further ahead are lowered to now + this bound, so a client with a fast clock cannot win every conflict.",
+      }),
   })
   .refine((value) => (value.path === undefined) !== (value.content === undefined), {
     error: 'set exactly one of path or content',

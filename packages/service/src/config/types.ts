@@ -49,6 +49,10 @@ export interface FerryConfig {
     maxRequestBytes: number;
     /** Applied transactions are remembered by key this long (pruned with compaction). */
     idempotencyRetentionHours: number;
+    /** Absolute path of the write hooks module, or null without one. */
+    hooks: string | null;
+    /** Client HLC stamps more than this many ms ahead of the service's clock are lowered to now + this. */
+    maxClockSkewMs: number;
   } | null;
   clientAuth: ClientAuthConfig;
   api: ApiConfig;

@@ -14,3 +14,8 @@ export const OP_NAME = ['', 'PUT', 'REMOVE', 'MOVE', 'CLEAR'] as const;
 
 /** u32 wrap for checksums summed in SQL. */
 export const CHECKSUM_MODULUS = '4294967296';
+
+/** Quotes an SQL string literal (for DDL, where parameters cannot be used). */
+export function quoteLiteral(text: string): string {
+  return "'" + text.replace(/'/g, "''") + "'";
+}

@@ -17,10 +17,35 @@
  * database, inserted at the start of the same Postgres transaction as the
  * writes (a concurrent request with the same key waits on the primary key
  * and then sees a duplicate), with the answer stored at the end.
+ *
+ * Conflict tracking (tables whose rule does not say `conflicts: off`): the
+ * round's read also returns each row's field stamps (`<schema>.field_clocks`)
+ * and whether each column still holds the value the writer saw (`old`);
+ * {@link WriteApi.mergeTx} then decides every written field (field-merge.ts),
+ * drops the values that lose, records them in `ferry_conflicts`, and the
+ * round writes the new stamps with the rows. Writes made outside Ferry are
+ * stamped by a trigger with Postgres' clock. Transactions touching a table
+ * with a validation hook run one at a time, the hook after each op's write.
  */
-import { type ErrorCode, type WriteOpResult, type WriteResponse, type WriteTransactionResult } from '@ferry/protocol';
+import { randomUUID } from 'node:crypto';
+import {
+  compareHlc,
+  decodeHlc,
+  encodeHlc,
+  hlcNow,
+  valueToJson,
+  type ErrorCode,
+  type Hlc,
+  type SqliteValue,
+  type WriteOpResult,
+  type WriteResponse,
+  type WriteTransactionResult,
+} from '@ferry/protocol';
 import pg from 'pg';
+import { builtinTypes } from '../replication/type-mapping.js';
 import { quoteIdent } from '../storage/sql.js';
+import { boundStamp, decideField, type FieldStamp } from './field-merge.js';
+import type { ValidationContext, ViolationInput, WriteHooks } from './hooks.js';
 import type { ClientTransaction } from './write-request.js';
 import type { WriteMetrics } from './write-metrics.js';
 import { loadWriteSchema, type WriteColumn, type WriteTable } from './write-schema.js';
@@ -57,7 +82,20 @@ export interface WriteApiOptions {
   maxRoundOps?: number;
   logger?: WriteLogger;
   metrics?: WriteMetrics;
+  /** Validation hooks and merge functions (see hooks.ts), already checked against the rules. */
+  hooks?: WriteHooks | null;
+  /** How far ahead of the service's clock a client stamp may count (default 60,000 ms). */
+  maxClockSkewMs?: number;
+  /** Schema of `ferry_conflicts` and `ferry_violations` (default `public`). */
+  recordsSchema?: string;
+  /** The service's clock (ms since the epoch); tests move it. */
+  now?: () => number;
 }
+
+/** Default bound of a client stamp ahead of the service's clock. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000;
+/** Node of stamps the service gives ops that carry none. */
+const SERVICE_NODE = '~service';
 
 type OpKind = 'PUT' | 'PATCH' | 'DELETE';
 
@@ -68,6 +106,14 @@ interface PreparedOp {
   id: string;
   /** Converted values (Postgres input text), id excluded. */
   values: Map<string, string | null>;
+  /** The values as sent, for conflict records and hooks. */
+  raw: Readonly<Record<string, SqliteValue | boolean>>;
+  /** The op's stamp (bounded by the service clock), and per-column stamps overriding it. */
+  hlc: Hlc;
+  hlcs: Map<string, Hlc>;
+  /** `old` converted (Postgres input text) and as sent. */
+  old: Map<string, string | null>;
+  oldRaw: Readonly<Record<string, SqliteValue | boolean>>;
 }
 
 interface Rejection {
@@ -85,6 +131,8 @@ interface PreparedTx {
   rejection: Rejection | null;
   /** Writes a table that some `where` reads: runs in a round of its own. */
   writesWhereInput: boolean;
+  /** Writes a table with a validation hook: runs alone, one op at a time. */
+  hooked: boolean;
 }
 
 /** A row as the round's read found it. */
@@ -94,6 +142,48 @@ interface StoredRow {
   whereOk: boolean;
   /** For each compared column: the value compared (the first one the round sends) and whether it equals the stored one. */
   compared: Map<string, { text: string | null; equal: boolean }>;
+  /** Tracked tables: the row's field stamps (null: none stored). */
+  clocks: StoredClocks | null;
+  /** Tracked tables: the `conflicts.scope` column as text. */
+  scope: string | null;
+  /** Tracked tables: per column, whether the stored value equals the first `old` the round sends for it. */
+  oldEqual: Map<string, boolean>;
+  /** Tracked tables: the stored text of every column the round writes. */
+  current: Map<string, string | null>;
+}
+
+/** A row's `<schema>.field_clocks` entry. Column stamps default to the row's (its insert). */
+interface StoredClocks {
+  rowHlc: string | null;
+  rowUser: string | null;
+  /** Column → [stamp, user]. */
+  clocks: Record<string, [string, string | null]>;
+  deletedHlc: string | null;
+  deletedUser: string | null;
+}
+
+/** A value kept in `ferry_conflicts`. */
+interface ConflictRecord {
+  id: string;
+  opIndex: number;
+  table: WriteTable;
+  rowId: string;
+  column: string;
+  scope: string | null;
+  winnerValue: string | null;
+  loserValue: string | null;
+  baseValue: string | null;
+  winnerHlc: string | null;
+  loserHlc: string | null;
+  winnerUser: string | null;
+  loserUser: string | null;
+  policy: string;
+}
+
+/** What merging a valid transaction adds to it: the stamps to store and the conflicts to record. */
+interface MergeOutput {
+  clocks: Map<string, { table: WriteTable; id: string; state: StoredClocks }>;
+  conflicts: ConflictRecord[];
 }
 
 type Effect =
@@ -104,6 +194,10 @@ type Effect =
 interface ValidTx {
   tx: PreparedTx;
   effects: Effect[];
+  /** Set by {@link WriteApi.mergeTx} for transactions touching tracked tables. */
+  merge?: MergeOutput;
+  /** Violation ids raised per op (hooked transactions). */
+  violations?: Map<number, string[]>;
 }
 
 /** A row's state while validating: as read, then as the round's accepted transactions left it. */
@@ -181,6 +275,14 @@ export class WriteApi {
   private readonly existingTables: ReadonlySet<string>;
   private readonly logger: WriteLogger | undefined;
   private readonly metrics: WriteMetrics | undefined;
+  private readonly hooks: WriteHooks | null;
+  private readonly maxClockSkewMs: number;
+  private readonly now: () => number;
+  private readonly fieldClocks: string;
+  private readonly conflictsTable: string;
+  private readonly violationsTable: string;
+  /** The service's own clock, for ops that carry no stamp. */
+  private serviceClock: Hlc | null = null;
 
   private constructor(
     options: WriteApiOptions,
@@ -197,6 +299,13 @@ export class WriteApi {
     this.maxRoundOps = options.maxRoundOps ?? 5000;
     this.logger = options.logger;
     this.metrics = options.metrics;
+    this.hooks = options.hooks ?? null;
+    this.maxClockSkewMs = options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS;
+    this.now = options.now ?? Date.now;
+    this.fieldClocks = `${quoteIdent(options.schema ?? 'ferry')}.field_clocks`;
+    const records = quoteIdent(options.recordsSchema ?? 'public');
+    this.conflictsTable = `${records}.ferry_conflicts`;
+    this.violationsTable = `${records}.ferry_violations`;
     const whereTables = new Set<string>();
     for (const table of tables.values()) for (const name of table.rule.where?.tables ?? []) whereTables.add(name);
     this.whereTables = whereTables;
@@ -221,6 +330,8 @@ export class WriteApi {
       try {
         const tables = await loadWriteSchema(client, options.rules);
         await ensureBookkeeping(client, options.schema ?? 'ferry');
+        await ensureConflictTables(client, options.schema ?? 'ferry', options.recordsSchema ?? 'public');
+        await installOutsideWriteTriggers(client, options.schema ?? 'ferry', tables, options.logger);
         const visible = await client.query<{ name: string }>(
           `SELECT c.relname AS name FROM pg_catalog.pg_class c
            WHERE c.relkind IN ('r', 'p', 'v', 'f') AND pg_catalog.pg_table_is_visible(c.oid)`,
@@ -278,7 +389,8 @@ export class WriteApi {
     const duplicates = new Set<number>();
     try {
       conn = await this.pool.connect();
-      await conn.query('BEGIN');
+      // `ferry.applying` hides Ferry's own writes from the outside-write trigger.
+      await conn.query(`BEGIN; SELECT set_config('ferry.applying', 'on', true)`);
       // Claim the keys (sorted, so two requests never wait on each other in a cycle).
       const keys = [...firstByKey.keys()].sort();
       if (keys.length > 0) {
@@ -372,6 +484,8 @@ export class WriteApi {
     const ops: PreparedOp[] = [];
     let rejection: Rejection | null = null;
     let writesWhereInput = false;
+    let hooked = false;
+    const nowMs = this.now();
     for (let index = 0; index < source.ops.length && rejection === null; index++) {
       const op = source.ops[index]!;
       const reject = (code: ErrorCode, message: string) => (rejection = { index, code, message });
@@ -385,6 +499,7 @@ export class WriteApi {
         break;
       }
       if (this.whereTables.has(table.qualifiedName)) writesWhereInput = true;
+      if (this.hooks?.validate?.[table.rule.name] !== undefined) hooked = true;
       const allowed = table.rule.operations;
       if (op.op === 'DELETE' && !allowed.has('delete'))
         reject('FERRY_S6001', `delete is not allowed on ${table.rule.name}`);
@@ -422,9 +537,52 @@ export class WriteApi {
         }
       }
       if (rejection !== null) break;
-      ops.push({ index, kind: op.op, table, id: op.id, values });
+      const old = new Map<string, string | null>();
+      for (const [name, value] of Object.entries(op.old ?? {})) {
+        const column = table.columns.get(name);
+        if (column === undefined || !values.has(name)) continue; // only the columns the op writes matter
+        try {
+          old.set(name, toPostgresText(column.kind, value));
+        } catch (error) {
+          if (!(error instanceof ValueConversionError)) throw error;
+          reject('FERRY_S6009', `old value of column ${name}: ${error.message}`);
+          break;
+        }
+      }
+      if (rejection !== null) break;
+      let hlc: Hlc;
+      const hlcs = new Map<string, Hlc>();
+      try {
+        hlc =
+          op.hlc === undefined ? this.serviceStamp(nowMs) : boundStamp(decodeHlc(op.hlc), nowMs, this.maxClockSkewMs);
+        for (const [name, text] of Object.entries(op.hlcs ?? {})) {
+          hlcs.set(name, boundStamp(decodeHlc(text), nowMs, this.maxClockSkewMs));
+        }
+      } catch (error) {
+        if (!(error instanceof RangeError)) throw error;
+        reject('FERRY_S6009', `bad HLC stamp: ${error.message}`);
+        break;
+      }
+      ops.push({
+        index,
+        kind: op.op,
+        table,
+        id: op.id,
+        values,
+        raw: data,
+        hlc,
+        hlcs,
+        old,
+        oldRaw: op.old ?? {},
+      });
     }
-    return { position, source, ops, rejection, writesWhereInput };
+    return { position, source, ops, rejection, writesWhereInput, hooked };
+  }
+
+  /** A fresh stamp of the service's clock (for ops without one). */
+  private serviceStamp(nowMs: number): Hlc {
+    this.serviceClock = hlcNow(this.serviceClock, nowMs, SERVICE_NODE);
+    return this.serviceClock;
   }
 
   // ── rounds ───────────────────────────────────────────────────────────────
@@ -443,16 +601,19 @@ export class WriteApi {
       while (i < txs.length) {
         const tx = txs[i]!;
         // Rows of tables without `where` may be touched again within a round: validation follows
-        // their state in JavaScript. A `where` is only checked on the round's final rows, so rows
-        // of such tables start a new round when touched again.
-        const keys = tx.ops.filter((op) => op.table.rule.where !== null).map((op) => rowKey(op.table, op.id));
+        // their state in JavaScript. A `where` is only checked on the round's final rows, and field
+        // stamps are read once per round, so rows of such tables start a new round when touched again.
+        const keys = tx.ops
+          .filter((op) => op.table.rule.where !== null || isTracked(op.table))
+          .map((op) => rowKey(op.table, op.id));
         const overlaps = keys.some((k) => touched.has(k));
-        if (round.length > 0 && (overlaps || tx.writesWhereInput || ops + tx.ops.length > this.maxRoundOps)) break;
+        const alone = tx.writesWhereInput || tx.hooked;
+        if (round.length > 0 && (overlaps || alone || ops + tx.ops.length > this.maxRoundOps)) break;
         round.push(tx);
         for (const k of keys) touched.add(k);
         ops += tx.ops.length;
         i++;
-        if (tx.writesWhereInput) break;
+        if (alone) break;
       }
       const stoppedAt = await this.batchRound(conn, round, client, results);
       if (stoppedAt !== null) {
@@ -473,6 +634,20 @@ export class WriteApi {
     results: (WriteTransactionResult | undefined)[],
   ): Promise<PreparedTx | null> {
     let pending = round;
+    if (round.length === 1 && round[0]!.hooked) {
+      // Validation hooks run after each op's write: one statement per op.
+      const tx = round[0]!;
+      const outcome = await this.sequentialTx(conn, tx, client);
+      if (outcome === 'retry') {
+        results[tx.position] = retryResult(
+          tx,
+          'the database asked to retry (lock timeout, deadlock or serialization failure)',
+        );
+        return tx;
+      }
+      results[tx.position] = outcome;
+      return null;
+    }
     for (;;) {
       await conn.query('SAVEPOINT ferry_round');
       try {
@@ -481,10 +656,21 @@ export class WriteApi {
         const state = new Map<string, Working>();
         for (const tx of pending) {
           const outcome = this.validate(tx, stored, client, state);
-          if ('index' in outcome) results[tx.position] = rejected(tx, outcome);
-          else valid.push(outcome);
+          if ('index' in outcome) {
+            results[tx.position] = rejected(tx, outcome);
+            continue;
+          }
+          try {
+            await this.mergeTx(outcome, stored, client);
+          } catch (error) {
+            if (!(error instanceof HookFailure)) throw error;
+            results[tx.position] = this.hookFailed(tx, error, client);
+            continue;
+          }
+          valid.push(outcome);
         }
         await this.writeNet(conn, valid, stored);
+        await this.writeMergeOutput(conn, valid);
         const violations = await this.checkWhere(conn, valid, client);
         if (violations.size > 0) {
           await conn.query('ROLLBACK TO SAVEPOINT ferry_round');
@@ -498,7 +684,7 @@ export class WriteApi {
           continue;
         }
         await conn.query('RELEASE SAVEPOINT ferry_round');
-        for (const v of valid) results[v.tx.position] = appliedResult(v.tx);
+        for (const v of valid) results[v.tx.position] = appliedResult(v);
         return null;
       } catch (error) {
         if (isConnectionError(error)) throw new ConnectionLost('connection lost', { cause: error });
@@ -545,11 +731,20 @@ export class WriteApi {
         await conn.query('RELEASE SAVEPOINT ferry_tx');
         return rejected(tx, outcome);
       }
+      await this.mergeTx(outcome, stored, client);
+      const opsByIndex = new Map(tx.ops.map((op) => [op.index, op]));
       for (const effect of outcome.effects) {
         currentOp = effect.opIndex;
         await this.writeEffect(conn, effect);
+        const hook = this.hooks?.validate?.[effect.table.rule.name];
+        if (hook !== undefined) {
+          const raised = await this.runHook(conn, hook, effect, opsByIndex.get(effect.opIndex)!, tx, client);
+          outcome.violations ??= new Map();
+          outcome.violations.set(effect.opIndex, [...(outcome.violations.get(effect.opIndex) ?? []), ...raised]);
+        }
       }
       currentOp = -1;
+      await this.writeMergeOutput(conn, [outcome]);
       const violations = await this.checkWhere(conn, [outcome], client);
       if (violations.size > 0) {
         await this.rollbackTo(conn, 'ferry_tx');
@@ -557,8 +752,17 @@ export class WriteApi {
         return rejected(tx, whereRejection(culprit));
       }
       await conn.query('RELEASE SAVEPOINT ferry_tx');
-      return appliedResult(tx);
+      return appliedResult(outcome);
     } catch (error) {
+      if (error instanceof HookRejection || error instanceof HookFailure) {
+        await this.rollbackTo(conn, 'ferry_tx');
+        if (error instanceof HookFailure) return this.hookFailed(tx, error, client);
+        return rejected(
+          tx,
+          { index: currentOp >= 0 ? currentOp : 0, code: 'FERRY_S6010', message: error.message },
+          error.retryable,
+        );
+      }
       if (isConnectionError(error)) throw new ConnectionLost('connection lost', { cause: error });
       const code = sqlState(error);
       if (code === null) throw error;
@@ -589,47 +793,100 @@ export class WriteApi {
 
   // ── reading and validating ───────────────────────────────────────────────
 
-  /** Locks and reads every row the transactions touch, one query per table. */
+  /**
+   * Locks and reads every row the transactions touch, one query per table.
+   * For tracked tables the same query returns the row's field stamps, its
+   * scope, the stored text of every column written and, per column, whether
+   * the stored value equals the first `old` the round sends for it.
+   */
   private async readRows(conn: pg.PoolClient, txs: PreparedTx[], client: WriteClient): Promise<Map<string, StoredRow>> {
-    const byTable = new Map<WriteTable, { ids: string[]; values: Map<string, Map<string, string | null>> }>();
+    interface Wanted {
+      ids: string[];
+      /** Protected columns: the first value sent per row. */
+      values: Map<string, Map<string, string | null>>;
+      /** Tracked: the first `old` sent per row and column. */
+      olds: Map<string, Map<string, string | null>>;
+      /** Tracked: columns written. */
+      written: Set<string>;
+      /** Tracked: rows patched (their tombstones matter when they are gone). */
+      patched: Set<string>;
+    }
+    const byTable = new Map<WriteTable, Wanted>();
     for (const tx of txs) {
       for (const op of tx.ops) {
         let entry = byTable.get(op.table);
-        if (entry === undefined) byTable.set(op.table, (entry = { ids: [], values: new Map() }));
+        if (entry === undefined) {
+          byTable.set(
+            op.table,
+            (entry = { ids: [], values: new Map(), olds: new Map(), written: new Set(), patched: new Set() }),
+          );
+        }
         let row = entry.values.get(op.id);
         if (row === undefined) {
           entry.ids.push(op.id);
           entry.values.set(op.id, (row = new Map()));
+          entry.olds.set(op.id, new Map());
         }
+        const tracked = isTracked(op.table);
         for (const [name, text] of op.values) {
-          if (isProtected(op.table, name) && !row.has(name)) row.set(name, text);
+          if ((tracked || isProtected(op.table, name)) && !row.has(name)) row.set(name, text);
+        }
+        if (tracked) {
+          const olds = entry.olds.get(op.id)!;
+          for (const [name, text] of op.old) if (!olds.has(name)) olds.set(name, text);
+          for (const name of op.values.keys()) entry.written.add(name);
+          if (op.kind === 'PATCH') entry.patched.add(op.id);
         }
       }
     }
     const out = new Map<string, StoredRow>();
-    for (const [table, { ids, values }] of byTable) {
+    for (const [table, { ids, values, olds, written, patched }] of byTable) {
+      const tracked = isTracked(table);
       const compared = [...new Set([...values.values()].flatMap((row) => [...row.keys()]))];
-      const params: unknown[] = [ids, ...compared.map((name) => ids.map((id) => values.get(id)!.get(name) ?? null))];
+      const oldColumns = tracked ? [...new Set([...olds.values()].flatMap((row) => [...row.keys()]))] : [];
+      const writtenColumns = [...written];
+      const params: unknown[] = [
+        ids,
+        ...compared.map((name) => ids.map((id) => values.get(id)!.get(name) ?? null)),
+        ...oldColumns.map((name) => ids.map((id) => olds.get(id)!.get(name) ?? null)),
+      ];
       const relation = quoteIdent(table.rule.table);
       const unnest = `unnest(${params.map((_, i) => `$${i + 1}::text[]`).join(', ')}) AS __ferry_v(__ferry_k${compared
         .map((_, i) => `, __ferry_c${i}`)
-        .join('')})`;
+        .join('')}${oldColumns.map((_, i) => `, __ferry_o${i}`).join('')})`;
       const owner = table.rule.owner ? `${relation}.${quoteIdent(table.rule.owner.column)}::text` : 'NULL::text';
       let where = 'true';
       if (table.rule.where !== null) {
         where = renderWhere(table.rule.where, params.length + 1);
         params.push(...whereParams(table.rule.where, client.userId, client.claims));
       }
-      const equal = compared.map((name, i) => {
+      const equals = (name: string, sent: string) => {
         const column = table.columns.get(name)!;
         const stored = `${relation}.${column.sql}`;
-        const sent = `__ferry_v.__ferry_c${i}::${column.cast}`;
         return column.compareAsText
-          ? `, (${stored}::text IS NOT DISTINCT FROM ${sent}::text) AS e${i}`
-          : `, (${stored} IS NOT DISTINCT FROM ${sent}) AS e${i}`;
-      });
+          ? `(${stored}::text IS NOT DISTINCT FROM ${sent}::${column.cast}::text)`
+          : `(${stored} IS NOT DISTINCT FROM ${sent}::${column.cast})`;
+      };
+      const select = [
+        `__ferry_v.__ferry_k AS k`,
+        `${owner} AS owner`,
+        `${where} AS w`,
+        ...compared.map((name, i) => `${equals(name, `__ferry_v.__ferry_c${i}`)} AS e${i}`),
+      ];
+      if (tracked) {
+        params.push(table.qualifiedName);
+        select.push(
+          `(SELECT jsonb_build_array(fc.row_hlc, fc.row_user, fc.clocks) FROM ${this.fieldClocks} fc
+             WHERE fc.table_name = $${params.length} AND fc.row_id = ${relation}.id::text) AS fc`,
+          table.rule.conflicts.scope === null
+            ? 'NULL::text AS sc'
+            : `${relation}.${quoteIdent(table.rule.conflicts.scope)}::text AS sc`,
+          ...oldColumns.map((name, i) => `${equals(name, `__ferry_v.__ferry_o${i}`)} AS o${i}`),
+          ...writtenColumns.map((name, i) => `${relation}.${table.columns.get(name)!.sql}::text AS v${i}`),
+        );
+      }
       const { rows } = await conn.query<Record<string, unknown>>({
-        text: `SELECT __ferry_v.__ferry_k AS k, ${owner} AS owner, ${where} AS w${equal.join('')}
+        text: `SELECT ${select.join(', ')}
                  FROM ${unnest} JOIN ${table.sql} ON ${relation}.id = __ferry_v.__ferry_k::${table.id.cast}
                 ORDER BY ${relation}.id FOR UPDATE OF ${relation}`,
         values: params,
@@ -637,6 +894,8 @@ export class WriteApi {
       for (const row of rows) {
         const id = row['k'] as string;
         const sentValues = values.get(id)!;
+        const sentOlds = olds.get(id)!;
+        const fc = row['fc'] as [string | null, string | null, StoredClocks['clocks']] | null | undefined;
         out.set(rowKey(table, id), {
           exists: true,
           owner: (row['owner'] as string | null) ?? null,
@@ -646,7 +905,41 @@ export class WriteApi {
               .map((name, i) => [name, { text: sentValues.get(name) ?? null, equal: row[`e${i}`] === true }] as const)
               .filter(([name]) => sentValues.has(name)),
           ),
+          clocks:
+            fc === null || fc === undefined
+              ? null
+              : { rowHlc: fc[0], rowUser: fc[1], clocks: fc[2], deletedHlc: null, deletedUser: null },
+          scope: (row['sc'] as string | null | undefined) ?? null,
+          oldEqual: new Map(
+            oldColumns
+              .filter((name) => sentOlds.has(name))
+              .map((name) => [name, row[`o${oldColumns.indexOf(name)}`] === true]),
+          ),
+          current: new Map(writtenColumns.map((name, i) => [name, (row[`v${i}`] as string | null) ?? null])),
         });
+      }
+      // Patched rows that are gone: their tombstones say who deleted them, and when.
+      const gone = tracked ? [...patched].filter((id) => !out.has(rowKey(table, id))) : [];
+      if (gone.length > 0) {
+        const { rows: tombstones } = await conn.query<{ k: string; deleted_hlc: string; deleted_user: string | null }>(
+          `SELECT __ferry_v.k, fc.deleted_hlc, fc.deleted_user
+             FROM unnest($2::text[]) AS __ferry_v(k)
+             JOIN ${this.fieldClocks} fc ON fc.table_name = $1 AND fc.row_id = __ferry_v.k::${table.id.cast}::text
+            WHERE fc.deleted_hlc IS NOT NULL`,
+          [table.qualifiedName, gone],
+        );
+        for (const t of tombstones) {
+          out.set(rowKey(table, t.k), {
+            exists: false,
+            owner: null,
+            whereOk: false,
+            compared: new Map(),
+            clocks: { rowHlc: null, rowUser: null, clocks: {}, deletedHlc: t.deleted_hlc, deletedUser: t.deleted_user },
+            scope: null,
+            oldEqual: new Map(),
+            current: new Map(),
+          });
+        }
       }
     }
     return out;
@@ -763,6 +1056,408 @@ export class WriteApi {
     }
     for (const [key, row] of working) round.set(key, row);
     return { tx, effects };
+  }
+
+  // ── validation hooks ─────────────────────────────────────────────────────
+
+  /**
+   * Runs a table's validation hook after one op's write, then re-evaluates
+   * the violations this hook raised before that involve the op's row: those
+   * it does not raise again are cleared, those it raises are stored.
+   * Returns the ids of the violations raised. Throws {@link HookRejection}
+   * when the hook rejects, {@link HookFailure} when it throws, and a
+   * database error unchanged when the database failed under it (so that
+   * transient trouble still answers `retry`).
+   */
+  private async runHook(
+    conn: pg.PoolClient,
+    hook: NonNullable<WriteHooks['validate']>[string],
+    effect: Effect,
+    op: PreparedOp,
+    tx: PreparedTx,
+    client: WriteClient,
+  ): Promise<string[]> {
+    const table = effect.table;
+    const relation = quoteIdent(table.rule.table);
+    let row: Record<string, unknown> | null = null;
+    if (effect.kind !== 'delete') {
+      const { rows } = await conn.query(`SELECT * FROM ${table.sql} AS ${relation} WHERE id = $1::${table.id.cast}`, [
+        effect.id,
+      ]);
+      row = rows[0] ?? null;
+    }
+    const raised: ViolationInput[] = [];
+    let dbError: unknown = null;
+    const data: Record<string, SqliteValue> = {};
+    if (effect.kind !== 'delete') for (const name of effect.values.keys()) data[name] = sqliteForm(op.raw[name]);
+    const context: ValidationContext = {
+      op: { kind: effect.kind, table: table.rule.name, id: effect.id, data },
+      row,
+      tx: {
+        query: async (sql, params) => {
+          try {
+            const result = await conn.query(sql, params === undefined ? [] : [...params]);
+            return { rows: result.rows, rowCount: result.rowCount ?? 0 };
+          } catch (error) {
+            dbError ??= error;
+            throw error;
+          }
+        },
+      },
+      token: { userId: client.userId, claims: client.claims },
+      transactionId: tx.source.id,
+      reject(message: string, options?: { retryable?: boolean }): never {
+        throw new HookRejection(String(message), options?.retryable === true);
+      },
+      violation(input: ViolationInput): void {
+        if (typeof input?.key !== 'string' || input.key === '' || typeof input.message !== 'string') {
+          throw new TypeError('violation() needs a non-empty key and a message');
+        }
+        raised.push(input);
+      },
+    };
+    try {
+      await hook(context);
+    } catch (error) {
+      if (error instanceof HookRejection) throw error;
+      if (dbError !== null && (isConnectionError(dbError) || isTransient(sqlState(dbError) ?? ''))) throw dbError;
+      throw new HookFailure(
+        op.index,
+        `the validation hook of ${table.rule.name} threw: ${(error as Error)?.message ?? String(error)}`,
+        error,
+      );
+    }
+    if (dbError !== null) {
+      throw new HookFailure(
+        op.index,
+        `a query of the validation hook of ${table.rule.name} failed: ${(dbError as Error).message}`,
+        dbError,
+      );
+    }
+
+    const subject = `${table.rule.name}:${effect.id}`;
+    const byId = new Map<string, ViolationInput>();
+    for (const input of raised) byId.set(`${table.rule.name}:${input.key}`, input);
+    const ids = [...byId.keys()];
+    await conn.query(
+      `DELETE FROM ${this.violationsTable}
+        WHERE table_name = $1 AND row_keys && ARRAY[$2::text] AND NOT (id = ANY($3::text[]))`,
+      [table.rule.name, subject, ids],
+    );
+    if (ids.length > 0) {
+      const inputs = [...byId.values()];
+      const scopeColumn = table.rule.conflicts.scope;
+      const rowScope =
+        scopeColumn !== null && row !== null && row[scopeColumn] != null ? String(row[scopeColumn]) : null;
+      await conn.query(
+        `INSERT INTO ${this.violationsTable} AS v (id, table_name, row_id, key, code, message, row_keys, scope, user_id)
+         SELECT r.id, $1, $2, r.key, r.code, r.message, r.row_keys::text[], r.scope, $3
+           FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+             AS r(id, key, code, message, row_keys, scope)
+         ON CONFLICT (id) DO UPDATE SET row_id = EXCLUDED.row_id, code = EXCLUDED.code, message = EXCLUDED.message,
+           row_keys = EXCLUDED.row_keys, scope = EXCLUDED.scope, user_id = EXCLUDED.user_id
+         WHERE (v.row_id, v.code, v.message, v.row_keys, v.scope)
+           IS DISTINCT FROM (EXCLUDED.row_id, EXCLUDED.code, EXCLUDED.message, EXCLUDED.row_keys, EXCLUDED.scope)`,
+        [
+          table.rule.name,
+          effect.id,
+          client.userId,
+          ids,
+          inputs.map((i) => i.key),
+          inputs.map((i) => i.code ?? 'violation'),
+          inputs.map((i) => i.message),
+          inputs.map((i) =>
+            pgTextArray(
+              [subject, ...(i.rows ?? []).map((r) => `${r.table}:${r.id}`)].filter((k, n, all) => all.indexOf(k) === n),
+            ),
+          ),
+          inputs.map((i) => (i.scope === undefined ? rowScope : i.scope)),
+        ],
+      );
+    }
+    return ids;
+  }
+
+  private hookFailed(tx: PreparedTx, error: HookFailure, client: WriteClient): WriteTransactionResult {
+    this.logger?.warn(
+      {
+        err: error.cause ?? error,
+        userId: client.userId,
+        table: tx.ops.find((o) => o.index === error.opIndex)?.table.rule.name,
+      },
+      'a write hook failed; its transaction was rejected',
+    );
+    return rejected(tx, { index: Math.max(0, error.opIndex), code: 'FERRY_S6011', message: error.message });
+  }
+
+  // ── merging ──────────────────────────────────────────────────────────────
+
+  /**
+   * Decides every field a valid transaction writes to a tracked table (see
+   * field-merge.ts): drops the values that lose, computes merged ones,
+   * records losing values, and works out each row's new field stamps.
+   * Throws {@link HookFailure} when a merge function throws.
+   */
+  private async mergeTx(v: ValidTx, stored: Map<string, StoredRow>, client: WriteClient): Promise<void> {
+    if (!v.tx.ops.some((op) => isTracked(op.table))) return;
+    const output: MergeOutput = { clocks: new Map(), conflicts: [] };
+    const effectByOp = new Map<number, Effect>();
+    for (const effect of v.effects) effectByOp.set(effect.opIndex, effect);
+    interface RowState {
+      exists: boolean;
+      /** The stored row, not deleted or re-inserted by this transaction. */
+      fromStore: boolean;
+      found: StoredRow | undefined;
+      clocks: StoredClocks;
+      /** Values this transaction set (Postgres input text). */
+      set: Map<string, string | null>;
+      /** Columns whose first `old` (the one the read compared) was used. */
+      oldUsed: Set<string>;
+    }
+    const rows = new Map<string, RowState>();
+    const kept: Effect[] = [];
+    const user = client.userId;
+    const token = { userId: client.userId, claims: client.claims };
+    for (const op of v.tx.ops) {
+      const effect = effectByOp.get(op.index);
+      if (!isTracked(op.table)) {
+        if (effect !== undefined) kept.push(effect);
+        continue;
+      }
+      const key = rowKey(op.table, op.id);
+      let row = rows.get(key);
+      if (row === undefined) {
+        const found = stored.get(key);
+        const clocks = found?.clocks ?? {
+          rowHlc: null,
+          rowUser: null,
+          clocks: {},
+          deletedHlc: null,
+          deletedUser: null,
+        };
+        row = {
+          exists: found?.exists === true,
+          fromStore: found?.exists === true,
+          found,
+          clocks: { ...clocks, clocks: { ...clocks.clocks } },
+          set: new Map(),
+          oldUsed: new Set(),
+        };
+        rows.set(key, row);
+      }
+      const stampOf = (name: string) => op.hlcs.get(name) ?? op.hlc;
+      const scope = row.found?.scope ?? scopeOf(op);
+      const record = (fields: Omit<ConflictRecord, 'id' | 'opIndex' | 'table' | 'rowId' | 'scope'>) =>
+        output.conflicts.push({ id: randomUUID(), opIndex: op.index, table: op.table, rowId: op.id, scope, ...fields });
+      if (effect === undefined) {
+        // A PATCH of a row someone deleted: the edit is kept as a conflict with the delete.
+        if (op.kind === 'PATCH' && !row.exists && row.clocks.deletedHlc !== null) {
+          for (const name of op.values.keys()) {
+            record({
+              column: name,
+              winnerValue: null,
+              loserValue: rawJson(op.raw[name]),
+              baseValue: name in op.oldRaw ? rawJson(op.oldRaw[name]) : null,
+              winnerHlc: row.clocks.deletedHlc,
+              loserHlc: encodeHlc(stampOf(name)),
+              winnerUser: row.clocks.deletedUser,
+              loserUser: user,
+              policy: 'deleted',
+            });
+          }
+        }
+        continue;
+      }
+      output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
+      if (effect.kind === 'delete') {
+        row.clocks = {
+          rowHlc: null,
+          rowUser: null,
+          clocks: {},
+          deletedHlc: encodeHlc(op.hlc),
+          deletedUser: user,
+        };
+        output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
+        row.exists = false;
+        row.fromStore = false;
+        row.set = new Map();
+        kept.push(effect);
+        continue;
+      }
+      if (effect.kind === 'insert' || !row.fromStore) {
+        if (effect.kind === 'insert') {
+          row.clocks = { rowHlc: encodeHlc(op.hlc), rowUser: user, clocks: {}, deletedHlc: null, deletedUser: null };
+          output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
+          row.set = new Map();
+        }
+        for (const name of effect.values.keys()) {
+          const stamp = stampOf(name);
+          if (effect.kind === 'update' || stamp !== op.hlc) row.clocks.clocks[name] = [encodeHlc(stamp), user];
+          row.set.set(name, effect.values.get(name) ?? null);
+        }
+        row.exists = true;
+        row.fromStore = false;
+        kept.push(effect);
+        continue;
+      }
+      // An update of the stored row: field by field.
+      const found = row.found!;
+      const values = new Map<string, string | null>();
+      for (const [name, text] of effect.values) {
+        if (!op.table.writable.has(name) || op.table.rule.owner?.column === name) {
+          values.set(name, text); // protected: validation made sure it is the stored value
+          continue;
+        }
+        const column = op.table.columns.get(name)!;
+        const setHere = row.set.has(name);
+        const currentText = setHere ? (row.set.get(name) ?? null) : (found.current.get(name) ?? null);
+        const compared = found.compared.get(name);
+        const same = setHere
+          ? currentText === text
+          : compared !== undefined && compared.text === text
+            ? compared.equal
+            : currentText === text;
+        let saw: boolean | undefined;
+        if (op.old.has(name)) {
+          const oldText = op.old.get(name) ?? null;
+          if (!setHere && !row.oldUsed.has(name) && found.oldEqual.has(name)) {
+            saw = found.oldEqual.get(name);
+            row.oldUsed.add(name);
+          } else saw = oldText === currentText;
+        }
+        const stored = fieldStamp(row.clocks, name);
+        const policy = op.table.rule.conflicts.columns.get(name) ?? op.table.rule.conflicts.policy;
+        const incoming = stampOf(name);
+        const outcome = decideField(policy, incoming, stored, same ? true : saw);
+        const currentJson = () =>
+          currentText === null ? 'null' : valueToJson(builtinTypes.map(column.oid, currentText));
+        if (outcome.kind === 'keep') {
+          if (outcome.record && !same) {
+            record({
+              column: name,
+              winnerValue: currentJson(),
+              loserValue: rawJson(op.raw[name]),
+              baseValue: name in op.oldRaw ? rawJson(op.oldRaw[name]) : null,
+              winnerHlc: stored.hlc === null ? null : encodeHlc(stored.hlc),
+              loserHlc: encodeHlc(incoming),
+              winnerUser: stored.user,
+              loserUser: user,
+              policy: policy.kind === 'merge' ? 'lww' : policy.kind,
+            });
+          }
+          continue;
+        }
+        let value = text;
+        if (outcome.kind === 'merge') {
+          const merge = this.hooks?.merge?.[outcome.name];
+          if (merge === undefined) throw new HookFailure(op.index, `merge function "${outcome.name}" is not loaded`);
+          let merged: SqliteValue;
+          try {
+            merged = await merge({
+              table: op.table.rule.name,
+              id: op.id,
+              column: name,
+              base: name in op.oldRaw ? sqliteForm(op.oldRaw[name]) : undefined,
+              current: currentText === null ? null : builtinTypes.map(column.oid, currentText),
+              incoming: sqliteForm(op.raw[name]),
+              token,
+            });
+            value = toPostgresText(column.kind, merged);
+          } catch (error) {
+            throw new HookFailure(
+              op.index,
+              `merge function "${outcome.name}" failed for ${op.table.rule.name}.${name}: ${(error as Error)?.message ?? String(error)}`,
+              error,
+            );
+          }
+        } else if (outcome.lost && !same) {
+          record({
+            column: name,
+            winnerValue: rawJson(op.raw[name]),
+            loserValue: currentJson(),
+            baseValue: null,
+            winnerHlc: encodeHlc(outcome.stamp),
+            loserHlc: stored.hlc === null ? null : encodeHlc(stored.hlc),
+            winnerUser: user,
+            loserUser: stored.user,
+            policy: policy.kind,
+          });
+        }
+        values.set(name, value);
+        row.set.set(name, value);
+        const previous = stored.hlc;
+        if (previous === null || compareHlc(outcome.stamp, previous) > 0) {
+          row.clocks.clocks[name] = [encodeHlc(outcome.stamp), user];
+        }
+      }
+      if (values.size > 0) kept.push({ ...effect, values });
+    }
+    v.effects = kept;
+    v.merge = output;
+  }
+
+  /** Writes the field stamps and conflict records of merged transactions. */
+  private async writeMergeOutput(conn: pg.PoolClient, valid: readonly ValidTx[]): Promise<void> {
+    const clocksByTable = new Map<WriteTable, { id: string; state: StoredClocks }[]>();
+    const conflicts: ConflictRecord[] = [];
+    for (const v of valid) {
+      if (v.merge === undefined) continue;
+      for (const entry of v.merge.clocks.values()) {
+        let list = clocksByTable.get(entry.table);
+        if (list === undefined) clocksByTable.set(entry.table, (list = []));
+        list.push(entry);
+      }
+      conflicts.push(...v.merge.conflicts);
+    }
+    for (const [table, list] of clocksByTable) {
+      await conn.query(
+        `INSERT INTO ${this.fieldClocks} AS fc (table_name, row_id, row_hlc, row_user, clocks, deleted_hlc, deleted_user)
+         SELECT $1, v.r::${table.id.cast}::text, v.h, v.u, v.c::jsonb, v.dh, v.du
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS v(r, h, u, c, dh, du)
+         ON CONFLICT (table_name, row_id) DO UPDATE SET row_hlc = EXCLUDED.row_hlc, row_user = EXCLUDED.row_user,
+           clocks = EXCLUDED.clocks, deleted_hlc = EXCLUDED.deleted_hlc, deleted_user = EXCLUDED.deleted_user`,
+        [
+          table.qualifiedName,
+          list.map((e) => e.id),
+          list.map((e) => e.state.rowHlc),
+          list.map((e) => e.state.rowUser),
+          list.map((e) => JSON.stringify(e.state.clocks)),
+          list.map((e) => e.state.deletedHlc),
+          list.map((e) => e.state.deletedUser),
+        ],
+      );
+    }
+    if (conflicts.length > 0) {
+      const column = <K extends keyof ConflictRecord>(key: K) => conflicts.map((c) => c[key]);
+      const clientOf = (hlc: string | null) => {
+        if (hlc === null) return null;
+        const node = decodeHlc(hlc).node;
+        return node.startsWith('~') ? null : node;
+      };
+      await conn.query(
+        `INSERT INTO ${this.conflictsTable} (id, table_name, row_id, column_name, scope, winner_value, loser_value,
+           base_value, winner_hlc, loser_hlc, winner_user_id, loser_user_id, winner_client_id, loser_client_id, policy)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+           $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])`,
+        [
+          column('id'),
+          conflicts.map((c) => c.table.rule.name),
+          column('rowId'),
+          column('column'),
+          column('scope'),
+          column('winnerValue'),
+          column('loserValue'),
+          column('baseValue'),
+          column('winnerHlc'),
+          column('loserHlc'),
+          column('winnerUser'),
+          column('loserUser'),
+          conflicts.map((c) => clientOf(c.winnerHlc)),
+          conflicts.map((c) => clientOf(c.loserHlc)),
+          column('policy'),
+        ],
+      );
+    }
   }
 
   // ── writing ──────────────────────────────────────────────────────────────
@@ -949,20 +1644,38 @@ function fromStored(tx: PreparedTx, stored: StoredResult | null): WriteTransacti
   return { id: tx.source.id, status: stored.status, duplicate: true, ops: stored.ops };
 }
 
-function appliedResult(tx: PreparedTx): WriteTransactionResult {
-  return { id: tx.source.id, status: 'applied', ops: tx.source.ops.map(() => ({ status: 'applied' })) };
+function appliedResult(v: ValidTx): WriteTransactionResult {
+  const conflicts = new Map<number, string[]>();
+  for (const c of v.merge?.conflicts ?? []) conflicts.set(c.opIndex, [...(conflicts.get(c.opIndex) ?? []), c.id]);
+  return {
+    id: v.tx.source.id,
+    status: 'applied',
+    ops: v.tx.source.ops.map((_, index) => {
+      const result: WriteOpResult = { status: 'applied' };
+      const c = conflicts.get(index);
+      const raised = v.violations?.get(index);
+      if (c !== undefined) result.conflicts = c;
+      if (raised !== undefined && raised.length > 0) result.violations = raised;
+      return result;
+    }),
+  };
 }
 
-function rejected(tx: PreparedTx, rejection: Rejection): WriteTransactionResult {
+/** A Postgres array literal of texts. */
+function pgTextArray(items: readonly string[]): string {
+  return `{${items.map((item) => `"${item.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`).join(',')}}`;
+}
+
+function rejected(tx: PreparedTx, rejection: Rejection, retryable = false): WriteTransactionResult {
   return {
     id: tx.source.id,
     status: 'rejected',
     ops: tx.source.ops.map((_, index) =>
       index === rejection.index
-        ? { status: 'rejected', retryable: false, code: rejection.code, message: rejection.message }
+        ? { status: 'rejected', retryable, code: rejection.code, message: rejection.message }
         : {
             status: 'rejected',
-            retryable: false,
+            retryable,
             code: 'FERRY_S6006',
             message: `op ${rejection.index} of this transaction was rejected (${rejection.code}); nothing was applied`,
           },
@@ -1077,4 +1790,186 @@ export async function ensureBookkeeping(client: Pick<pg.ClientBase, 'query'>, sc
       if (!['23505', '42P06', '42P07'].includes(sqlState(error) ?? '')) throw error;
     }
   }
+}
+
+/** Tables whose writes keep field stamps: every writable table unless its rule says `conflicts: off`. */
+export function isTracked(table: WriteTable): boolean {
+  return table.rule.conflicts.track && !RECORD_TABLES.has(table.rule.table);
+}
+
+const RECORD_TABLES = new Set(['ferry_conflicts', 'ferry_violations']);
+
+/**
+ * Creates `<schema>.field_clocks` (per-row field stamps, not replicated)
+ * and the replicated record tables `<records>.ferry_conflicts` and
+ * `<records>.ferry_violations` that sync rules can select.
+ */
+export async function ensureConflictTables(
+  client: Pick<pg.ClientBase, 'query'>,
+  schema: string,
+  recordsSchema: string,
+): Promise<void> {
+  const s = quoteIdent(schema);
+  const r = quoteIdent(recordsSchema);
+  for (const statement of [
+    `CREATE SCHEMA IF NOT EXISTS ${r}`,
+    `CREATE TABLE IF NOT EXISTS ${s}.field_clocks (
+       table_name text NOT NULL,
+       row_id text NOT NULL,
+       row_hlc text,
+       row_user text,
+       clocks jsonb NOT NULL DEFAULT '{}',
+       deleted_hlc text,
+       deleted_user text,
+       PRIMARY KEY (table_name, row_id)
+     )`,
+    `CREATE TABLE IF NOT EXISTS ${r}.ferry_conflicts (
+       id text PRIMARY KEY,
+       table_name text NOT NULL,
+       row_id text NOT NULL,
+       column_name text NOT NULL,
+       scope text,
+       winner_value text,
+       loser_value text,
+       base_value text,
+       winner_hlc text,
+       loser_hlc text,
+       winner_user_id text,
+       loser_user_id text,
+       winner_client_id text,
+       loser_client_id text,
+       policy text NOT NULL,
+       created_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    `CREATE TABLE IF NOT EXISTS ${r}.ferry_violations (
+       id text PRIMARY KEY,
+       table_name text NOT NULL,
+       row_id text NOT NULL,
+       key text NOT NULL,
+       code text NOT NULL,
+       message text NOT NULL,
+       row_keys text[] NOT NULL,
+       scope text,
+       user_id text,
+       created_at timestamptz NOT NULL DEFAULT now()
+     )`,
+    `CREATE INDEX IF NOT EXISTS ferry_violations_rows ON ${r}.ferry_violations USING gin (row_keys)`,
+    `CREATE OR REPLACE FUNCTION ${s}.ferry_stamp_outside_write() RETURNS trigger LANGUAGE plpgsql AS $ferry$
+     DECLARE
+       stamp text := lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0') || '00000000~postgres';
+       tname text := TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME;
+       changed jsonb;
+       n jsonb;
+       o jsonb;
+     BEGIN
+       IF TG_OP = 'DELETE' THEN
+         INSERT INTO ${s}.field_clocks AS fc (table_name, row_id, deleted_hlc) VALUES (tname, OLD.id::text, stamp)
+         ON CONFLICT (table_name, row_id) DO UPDATE
+           SET row_hlc = NULL, row_user = NULL, clocks = '{}', deleted_hlc = EXCLUDED.deleted_hlc, deleted_user = NULL;
+       ELSIF TG_OP = 'INSERT' THEN
+         INSERT INTO ${s}.field_clocks AS fc (table_name, row_id, row_hlc) VALUES (tname, NEW.id::text, stamp)
+         ON CONFLICT (table_name, row_id) DO UPDATE
+           SET row_hlc = EXCLUDED.row_hlc, row_user = NULL, clocks = '{}', deleted_hlc = NULL, deleted_user = NULL;
+       ELSE
+         n := to_jsonb(NEW);
+         o := to_jsonb(OLD);
+         SELECT jsonb_object_agg(e.key, jsonb_build_array(stamp, NULL)) INTO changed
+           FROM jsonb_each(n) AS e WHERE e.value IS DISTINCT FROM o -> e.key;
+         IF changed IS NOT NULL THEN
+           INSERT INTO ${s}.field_clocks AS fc (table_name, row_id, clocks) VALUES (tname, NEW.id::text, changed)
+           ON CONFLICT (table_name, row_id) DO UPDATE SET clocks = fc.clocks || EXCLUDED.clocks;
+         END IF;
+       END IF;
+       RETURN NULL;
+     END
+     $ferry$`,
+  ]) {
+    try {
+      await client.query(statement);
+    } catch (error) {
+      // Two processes creating them at once: one wins, the other sees a duplicate.
+      if (!['23505', '42P06', '42P07', 'XX000'].includes(sqlState(error) ?? '')) throw error;
+    }
+  }
+}
+
+/**
+ * Stamps writes that do not come through Ferry (a backend's SQL, a
+ * migration): a trigger on every tracked table records the changed columns
+ * with Postgres' clock, so a later concurrent client write is ordered
+ * against them by time. Ferry's own writes set `ferry.applying` and are not
+ * seen by it. Without the privilege to create triggers, a warning says so.
+ */
+async function installOutsideWriteTriggers(
+  client: Pick<pg.ClientBase, 'query'>,
+  schema: string,
+  tables: ReadonlyMap<string, WriteTable>,
+  logger: WriteLogger | undefined,
+): Promise<void> {
+  for (const table of tables.values()) {
+    if (!isTracked(table)) {
+      await client.query(`DROP TRIGGER IF EXISTS ferry_outside_write ON ${table.sql}`).catch(() => {});
+      continue;
+    }
+    try {
+      await client.query(
+        `CREATE OR REPLACE TRIGGER ferry_outside_write AFTER INSERT OR UPDATE OR DELETE ON ${table.sql}
+           FOR EACH ROW WHEN (current_setting('ferry.applying', true) IS DISTINCT FROM 'on')
+           EXECUTE FUNCTION ${quoteIdent(schema)}.ferry_stamp_outside_write()`,
+      );
+    } catch (error) {
+      if (['XX000', '23505'].includes(sqlState(error) ?? '')) continue; // created concurrently
+      logger?.warn(
+        { err: error, table: table.qualifiedName },
+        'cannot create the trigger that stamps writes made outside Ferry; such writes will be ordered by the last Ferry stamp of each field',
+      );
+    }
+  }
+}
+
+/** A merge function or validation hook threw: its transaction is rejected (FERRY_S6011). */
+class HookFailure extends Error {
+  readonly opIndex: number;
+  constructor(opIndex: number, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.opIndex = opIndex;
+  }
+}
+
+/** A validation hook called `reject()` (FERRY_S6010). */
+class HookRejection extends Error {
+  readonly retryable: boolean;
+  constructor(message: string, retryable: boolean) {
+    super(message);
+    this.retryable = retryable;
+  }
+}
+
+/** A value as a client sent it, in SQLite form (booleans as integers). */
+function sqliteForm(value: SqliteValue | boolean | undefined): SqliteValue {
+  if (value === undefined) return null;
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  return value;
+}
+
+/** JSON text of a value as a client sent it (booleans as SQLite integers). */
+function rawJson(value: SqliteValue | boolean | undefined): string {
+  if (value === undefined) return 'null';
+  if (typeof value === 'boolean') return value ? '1' : '0';
+  return valueToJson(value);
+}
+
+/** The stamp and writer of one field: its own, or the row's (its insert). */
+function fieldStamp(clocks: StoredClocks, name: string): FieldStamp {
+  const own = clocks.clocks[name];
+  if (own !== undefined) return { hlc: decodeHlc(own[0]), user: own[1] };
+  return clocks.rowHlc === null ? { hlc: null, user: null } : { hlc: decodeHlc(clocks.rowHlc), user: clocks.rowUser };
+}
+
+/** The scope of a row the op inserts (its `conflicts.scope` column as sent). */
+function scopeOf(op: PreparedOp): string | null {
+  const name = op.table.rule.conflicts.scope;
+  if (name === null) return null;
+  const value = op.values.get(name);
+  return value === undefined ? null : value;
 }

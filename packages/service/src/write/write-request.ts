@@ -52,7 +52,14 @@ function fromPowerSyncBatch(batch: PowerSyncCrudEntry[], clientId: string | null
       out.push(current.tx);
     }
     const data = entry.opData ?? entry.data ?? undefined;
-    current.tx.ops.push({ op: entry.op, type: entry.type, id: entry.id, ...(data ? { data } : {}) });
+    const old = entry.old ?? entry.previousValues ?? undefined;
+    current.tx.ops.push({
+      op: entry.op,
+      type: entry.type,
+      id: entry.id,
+      ...(data ? { data } : {}),
+      ...(old ? { old } : {}),
+    });
   });
   return out;
 }

@@ -9,6 +9,10 @@
  *     immutable: [workspace_id]             # settable on insert, never changed after
  *     owner: { column: created_by, claim: sub }
  *     where: "workspace_id IN (SELECT workspace_id FROM workspace_members WHERE user_id = request.user_id())"
+ *     conflicts:                            # or `off`
+ *       scope: workspace_id                 # copied into conflict and violation records
+ *       policy: lww                         # lww | server_wins | client_wins | { merge: <name> }
+ *       columns: { estimate: { merge: add }, position: client_wins }
  * ```
  *
  * Deny by default: a table not listed is not writable. `compileWriteRules`
@@ -28,6 +32,33 @@ export interface RulesPosition {
   column: number;
 }
 
+/**
+ * How a field written concurrently is resolved. `lww`: the higher HLC stamp
+ * wins; `server_wins`: the stored value stays; `client_wins`: the incoming
+ * value is written; `merge`: the named merge function of the hooks module
+ * computes the value.
+ */
+export type ConflictPolicy =
+  { kind: 'lww' } | { kind: 'server_wins' } | { kind: 'client_wins' } | { kind: 'merge'; name: string };
+
+/** The `conflicts` key of a table's rule. */
+export interface TableConflictRule {
+  /** False for `conflicts: off`: no field clocks, the last arrival wins and nothing is recorded. */
+  readonly track: boolean;
+  /** Column whose value (as text) is copied into conflict and violation records' `scope`. */
+  readonly scope: string | null;
+  /** The table's policy (default lww). */
+  readonly policy: ConflictPolicy;
+  /** Per-column policies overriding {@link policy}. */
+  readonly columns: ReadonlyMap<string, ConflictPolicy>;
+  readonly positions: {
+    scope: RulesPosition | null;
+    columns: ReadonlyMap<string, RulesPosition>;
+    /** Where each merge name is used first. */
+    merges: ReadonlyMap<string, RulesPosition>;
+  };
+}
+
 /** The write rule of one table. */
 export interface TableWriteRule {
   /** The name clients use as the op's `type` (the table name without schema). */
@@ -42,6 +73,8 @@ export interface TableWriteRule {
   /** The owner column, forced to the token's claim on insert; updates and deletes need a match. */
   readonly owner: { column: string; claim: string } | null;
   readonly where: WhereExpression | null;
+  /** Conflict tracking and policies (default: tracked, no scope, lww everywhere). */
+  readonly conflicts: TableConflictRule;
   /** Where each name appears in the file, for schema errors. */
   readonly positions: {
     table: RulesPosition;
@@ -100,8 +133,21 @@ export interface CompileWriteRulesOptions {
   defaultSchema?: string;
 }
 
-const TABLE_KEYS = ['operations', 'columns', 'immutable', 'owner', 'where'];
+const TABLE_KEYS = ['operations', 'columns', 'immutable', 'owner', 'where', 'conflicts'];
+const CONFLICT_KEYS = ['scope', 'policy', 'columns'];
 const IDENTIFIER = /^[^\s"]{1,63}$/;
+/** Merge function names are the keys of the hooks module's `merge` object. */
+const MERGE_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,127}$/;
+const POLICY_HELP = 'lww, server_wins, client_wins or { merge: <name> }';
+
+/** The default: every field tracked, last writer (by HLC) wins, no scope. */
+export const DEFAULT_CONFLICT_RULE: TableConflictRule = Object.freeze({
+  track: true,
+  scope: null,
+  policy: Object.freeze({ kind: 'lww' }),
+  columns: new Map(),
+  positions: Object.freeze({ scope: null, columns: new Map(), merges: new Map() }),
+});
 
 /** Compiles a write rules file. Throws {@link WriteRulesError} FERRY_S1201 listing every problem found. */
 export async function compileWriteRules(source: string, options: CompileWriteRulesOptions = {}): Promise<WriteRules> {
@@ -127,6 +173,117 @@ export async function compileWriteRules(source: string, options: CompileWriteRul
     );
   }
   if (problems.length > 0) throw new WriteRulesError('FERRY_S1201', problems);
+
+  const position = (node: unknown): RulesPosition => at((node as YamlNode | null | undefined)?.range?.[0] ?? 0);
+
+  /** Parses a policy (`lww`, ..., `{ merge: name }`), noting merge names; null after reporting a problem. */
+  const policyOf = (node: unknown, what: string, merges: Map<string, RulesPosition>): ConflictPolicy | null => {
+    if (isScalar(node) && typeof node.value === 'string') {
+      const name = node.value;
+      if (name === 'lww' || name === 'server_wins' || name === 'client_wins') return { kind: name };
+      if (name === 'merge') {
+        nodeProblem(`${what}: write a merge policy as { merge: <function name> }`, node);
+      } else nodeProblem(`${what}: unknown policy "${name}"; expected ${POLICY_HELP}`, node);
+      return null;
+    }
+    if (isMap(node)) {
+      const other = node.items.find((i) => !isScalar(i.key) || i.key.value !== 'merge');
+      if (other !== undefined || node.items.length !== 1) {
+        const key = other !== undefined && isScalar(other.key) ? String(other.key.value) : null;
+        nodeProblem(
+          `${what}: ${key === null ? 'expected' : `unknown key "${key}"; expected`} { merge: <function name> }`,
+          other?.key ?? node,
+        );
+        return null;
+      }
+      const nameNode = node.items[0]!.value;
+      const name = isScalar(nameNode) ? nameNode.value : undefined;
+      if (typeof name !== 'string' || !MERGE_NAME.test(name)) {
+        nodeProblem(
+          `${what}: invalid merge function name ${JSON.stringify(name ?? null)}; expected a JavaScript identifier`,
+          nameNode ?? node.items[0]!.key,
+        );
+        return null;
+      }
+      if (!merges.has(name)) merges.set(name, position(nameNode));
+      return { kind: 'merge', name };
+    }
+    nodeProblem(`${what}: expected ${POLICY_HELP}`, node);
+    return null;
+  };
+
+  /** Parses a table's `conflicts` value (`off` or a mapping). */
+  const conflictRule = (node: unknown, qualified: string): TableConflictRule => {
+    if (isScalar(node) && (node.value === 'off' || node.value === false)) {
+      return { ...DEFAULT_CONFLICT_RULE, track: false };
+    }
+    if (!isMap(node)) {
+      nodeProblem(`\`conflicts\` of table "${qualified}" must be \`off\` or a mapping (scope, policy, columns)`, node);
+      return DEFAULT_CONFLICT_RULE;
+    }
+    let scope: string | null = null;
+    let scopePosition: RulesPosition | null = null;
+    let policy: ConflictPolicy = { kind: 'lww' };
+    const columns = new Map<string, ConflictPolicy>();
+    const columnPositions = new Map<string, RulesPosition>();
+    const merges = new Map<string, RulesPosition>();
+    for (const item of node.items) {
+      const key = isScalar(item.key) ? String(item.key.value) : '';
+      const value = item.value as YamlNode | null;
+      switch (key) {
+        case 'scope': {
+          const name = isScalar(value) ? value.value : undefined;
+          if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
+            nodeProblem('`conflicts.scope` must be a column name', value ?? item.key);
+          } else {
+            scope = name;
+            scopePosition = position(value);
+          }
+          break;
+        }
+        case 'policy':
+          policy = policyOf(value ?? item.key, '`conflicts.policy`', merges) ?? policy;
+          break;
+        case 'columns': {
+          if (!isMap(value)) {
+            nodeProblem('`conflicts.columns` must be a mapping of column names to policies', value ?? item.key);
+            break;
+          }
+          for (const columnItem of value.items) {
+            const name = isScalar(columnItem.key) ? columnItem.key.value : undefined;
+            if (typeof name !== 'string' || !IDENTIFIER.test(name)) {
+              nodeProblem(
+                `\`conflicts.columns\` must map column names to policies; got ${JSON.stringify(name ?? null)}`,
+                columnItem.key,
+              );
+              continue;
+            }
+            if (name === 'id') {
+              nodeProblem('`conflicts.columns`: the id column identifies the row and has no policy', columnItem.key);
+              continue;
+            }
+            const columnPolicy = policyOf(columnItem.value ?? columnItem.key, `\`conflicts.columns.${name}\``, merges);
+            if (columnPolicy === null) continue;
+            columns.set(name, columnPolicy);
+            columnPositions.set(name, position(columnItem.key));
+          }
+          break;
+        }
+        default:
+          nodeProblem(
+            `unknown key "${key}" in \`conflicts\` of table "${qualified}"; expected ${CONFLICT_KEYS.join(', ')} (or \`conflicts: off\`)`,
+            item.key,
+          );
+      }
+    }
+    return {
+      track: true,
+      scope,
+      policy,
+      columns,
+      positions: { scope: scopePosition, columns: columnPositions, merges },
+    };
+  };
 
   const root = doc.contents;
   const tables = new Map<string, TableWriteRule>();
@@ -171,6 +328,7 @@ export async function compileWriteRules(source: string, options: CompileWriteRul
       let owner: { column: string; claim: string } | null = null;
       let where: WhereExpression | null = null;
       let wherePosition: RulesPosition | null = null;
+      let conflicts: TableConflictRule = DEFAULT_CONFLICT_RULE;
 
       const names = (node: unknown, what: string): string[] | undefined => {
         if (!isSeq(node)) {
@@ -257,6 +415,9 @@ export async function compileWriteRules(source: string, options: CompileWriteRul
             }
             break;
           }
+          case 'conflicts':
+            conflicts = conflictRule(value ?? item.key, qualified);
+            break;
           default:
             nodeProblem(
               `unknown key "${key}" in the rule of table "${qualified}"; expected ${TABLE_KEYS.join(', ')}`,
@@ -281,6 +442,7 @@ export async function compileWriteRules(source: string, options: CompileWriteRul
         immutable,
         owner,
         where,
+        conflicts,
         positions: { table: at(keyNode?.range?.[0] ?? 0), columns: columnPositions, where: wherePosition },
       });
     }

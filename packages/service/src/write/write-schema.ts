@@ -2,8 +2,9 @@
  * Binds compiled write rules to the LIVE source schema: every table and
  * column the rules name must exist (FERRY_S1202 otherwise, naming file and
  * line), each writable table must have `id` as its primary key, and every
- * `where` must resolve against the database. The result carries what the
- * apply engine needs per column: its cast type and value conversion.
+ * `where` must resolve against the database, and the `conflicts` scope and
+ * per-column policies must name columns of the table. The result carries
+ * what the apply engine needs per column: its type, cast and value conversion.
  */
 import type pg from 'pg';
 import { quoteIdent } from '../storage/sql.js';
@@ -21,6 +22,8 @@ export interface WriteColumn {
   name: string;
   /** Quoted identifier. */
   sql: string;
+  /** The column's type OID (`pg_attribute.atttypid`; a domain's own OID, not its base type's). */
+  oid: number;
   /** Cast target: the schema-qualified type name without typmod, so assignment still enforces `varchar(n)` etc. */
   cast: string;
   kind: ValueKind;
@@ -123,6 +126,7 @@ export async function loadWriteSchema(
       columns.set(row.attname, {
         name: row.attname,
         sql: quoteIdent(row.attname),
+        oid,
         cast: row.cast_type,
         kind: await types.kind(oid),
         compareAsText: await types.needsTextCompare(oid),
@@ -143,6 +147,31 @@ export async function loadWriteSchema(
           ? `column ${rule.table}.${name} is generated and cannot be written`
           : `column ${rule.table}.${name} does not exist in the source database`,
         position,
+      );
+    }
+    // The scope is read from the written row and per-column policies apply to written fields:
+    // both need an ordinary (not generated) column.
+    const { conflicts } = rule;
+    const conflictColumns = [...conflicts.columns.keys()].map((name) => ({
+      name,
+      what: 'conflicts.columns',
+      position: conflicts.positions.columns.get(name),
+    }));
+    if (conflicts.scope !== null) {
+      conflictColumns.unshift({
+        name: conflicts.scope,
+        what: 'conflicts.scope',
+        position: conflicts.positions.scope ?? undefined,
+      });
+    }
+    for (const { name, what, position } of conflictColumns) {
+      if (columns.has(name)) continue;
+      ok = false;
+      problem(
+        generated.has(name)
+          ? `${what}: column ${rule.table}.${name} is generated; name a column that is not generated`
+          : `${what}: column ${rule.table}.${name} does not exist in the source database`,
+        position ?? rule.positions.table,
       );
     }
     if (!ok) continue;
