@@ -4,6 +4,7 @@
  */
 import { encodeHlc, type WriteTransactionResult } from '@ferry/protocol';
 import { sql } from '@ferry/test-utils';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WriteHooks } from './hooks.js';
 import { ALICE, BOB, createWriteTestDatabase, openTestWriteApi, taskId, tx, WS_SHARED } from './testing.js';
@@ -286,6 +287,33 @@ describe('field-level merge by clock', () => {
     expect(again.duplicate).toBe(true);
     expect(again.ops).toEqual(first.ops);
     expect(await conflictsOf(id)).toHaveLength(1);
+  });
+
+  it("concurrent requests on one row see each other's stamps (no stale read after waiting for the lock)", async () => {
+    // Both requests start while another transaction holds the row, so their statements begin before
+    // either commits; whichever goes second must still see the first one's stamps.
+    for (let round = 0; round < 6; round++) {
+      const t0 = clock - 10_000;
+      const id = await seedTask(t0);
+      const holder = new pg.Client({ connectionString: url });
+      await holder.connect();
+      try {
+        await holder.query('BEGIN');
+        await holder.query('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [id]);
+        const late = api.apply([tx([patch(id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'))])], BOB);
+        const early = api.apply(
+          [tx([patch(id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'))])],
+          ALICE,
+        );
+        await new Promise((r) => setTimeout(r, 50));
+        await holder.query('COMMIT');
+        await Promise.all([late, early]);
+      } finally {
+        await holder.end();
+      }
+      expect((await task(id))['title']).toBe('B');
+      expect((await conflictsOf(id)).map((c) => c['loser_value'])).toEqual(['"A"']);
+    }
   });
 
   it('ops without a stamp are stamped by the service clock at arrival', async () => {

@@ -328,9 +328,10 @@ export class WriteApi {
     try {
       const client = await pool.connect();
       try {
-        const tables = await loadWriteSchema(client, options.rules);
         await ensureBookkeeping(client, options.schema ?? 'ferry');
+        // Before binding the rules: they may name ferry_conflicts (resolving is a delete).
         await ensureConflictTables(client, options.schema ?? 'ferry', options.recordsSchema ?? 'public');
+        const tables = await loadWriteSchema(client, options.rules);
         await installOutsideWriteTriggers(client, options.schema ?? 'ferry', tables, options.logger);
         const visible = await client.query<{ name: string }>(
           `SELECT c.relname AS name FROM pg_catalog.pg_class c
@@ -874,10 +875,7 @@ export class WriteApi {
         ...compared.map((name, i) => `${equals(name, `__ferry_v.__ferry_c${i}`)} AS e${i}`),
       ];
       if (tracked) {
-        params.push(table.qualifiedName);
         select.push(
-          `(SELECT jsonb_build_array(fc.row_hlc, fc.row_user, fc.clocks) FROM ${this.fieldClocks} fc
-             WHERE fc.table_name = $${params.length} AND fc.row_id = ${relation}.id::text) AS fc`,
           table.rule.conflicts.scope === null
             ? 'NULL::text AS sc'
             : `${relation}.${quoteIdent(table.rule.conflicts.scope)}::text AS sc`,
@@ -895,7 +893,6 @@ export class WriteApi {
         const id = row['k'] as string;
         const sentValues = values.get(id)!;
         const sentOlds = olds.get(id)!;
-        const fc = row['fc'] as [string | null, string | null, StoredClocks['clocks']] | null | undefined;
         out.set(rowKey(table, id), {
           exists: true,
           owner: (row['owner'] as string | null) ?? null,
@@ -905,10 +902,7 @@ export class WriteApi {
               .map((name, i) => [name, { text: sentValues.get(name) ?? null, equal: row[`e${i}`] === true }] as const)
               .filter(([name]) => sentValues.has(name)),
           ),
-          clocks:
-            fc === null || fc === undefined
-              ? null
-              : { rowHlc: fc[0], rowUser: fc[1], clocks: fc[2], deletedHlc: null, deletedUser: null },
+          clocks: null,
           scope: (row['sc'] as string | null | undefined) ?? null,
           oldEqual: new Map(
             oldColumns
@@ -918,27 +912,49 @@ export class WriteApi {
           current: new Map(writtenColumns.map((name, i) => [name, (row[`v${i}`] as string | null) ?? null])),
         });
       }
-      // Patched rows that are gone: their tombstones say who deleted them, and when.
-      const gone = tracked ? [...patched].filter((id) => !out.has(rowKey(table, id))) : [];
-      if (gone.length > 0) {
-        const { rows: tombstones } = await conn.query<{ k: string; deleted_hlc: string; deleted_user: string | null }>(
-          `SELECT __ferry_v.k, fc.deleted_hlc, fc.deleted_user
+      // Field stamps of the rows found, and tombstones of patched rows that are gone. Read by a
+      // statement of their own, AFTER the rows are locked: every writer of a row's stamps holds
+      // the row's lock, so this snapshot has the latest ones (the locking query's snapshot may
+      // predate a writer that committed while it waited).
+      const found = rows.map((row) => row['k'] as string);
+      const wanted = tracked ? [...found, ...[...patched].filter((id) => !out.has(rowKey(table, id)))] : [];
+      if (wanted.length > 0) {
+        const { rows: stamps } = await conn.query<{
+          k: string;
+          row_hlc: string | null;
+          row_user: string | null;
+          clocks: StoredClocks['clocks'];
+          deleted_hlc: string | null;
+          deleted_user: string | null;
+        }>(
+          `SELECT __ferry_v.k, fc.row_hlc, fc.row_user, fc.clocks, fc.deleted_hlc, fc.deleted_user
              FROM unnest($2::text[]) AS __ferry_v(k)
-             JOIN ${this.fieldClocks} fc ON fc.table_name = $1 AND fc.row_id = __ferry_v.k::${table.id.cast}::text
-            WHERE fc.deleted_hlc IS NOT NULL`,
-          [table.qualifiedName, gone],
+             JOIN ${this.fieldClocks} fc ON fc.table_name = $1 AND fc.row_id = __ferry_v.k::${table.id.cast}::text`,
+          [table.qualifiedName, wanted],
         );
-        for (const t of tombstones) {
-          out.set(rowKey(table, t.k), {
-            exists: false,
-            owner: null,
-            whereOk: false,
-            compared: new Map(),
-            clocks: { rowHlc: null, rowUser: null, clocks: {}, deletedHlc: t.deleted_hlc, deletedUser: t.deleted_user },
-            scope: null,
-            oldEqual: new Map(),
-            current: new Map(),
-          });
+        for (const t of stamps) {
+          const clocks: StoredClocks = {
+            rowHlc: t.row_hlc,
+            rowUser: t.row_user,
+            clocks: t.clocks,
+            deletedHlc: t.deleted_hlc,
+            deletedUser: t.deleted_user,
+          };
+          const key = rowKey(table, t.k);
+          const existing = out.get(key);
+          if (existing !== undefined) existing.clocks = clocks;
+          else if (t.deleted_hlc !== null) {
+            out.set(key, {
+              exists: false,
+              owner: null,
+              whereOk: false,
+              compared: new Map(),
+              clocks,
+              scope: null,
+              oldEqual: new Map(),
+              current: new Map(),
+            });
+          }
         }
       }
     }
