@@ -8,6 +8,8 @@ export interface OpenFerryDatabaseOptions {
   logger?: FerryLogger;
   /** Default `fetch` for `connect()`. */
   fetch?: typeof fetch;
+  /** The wall clock local writes are stamped with (default `Date.now`). */
+  now?: () => number;
 }
 
 /**
@@ -19,6 +21,7 @@ export async function openFerryDatabase(options: OpenFerryDatabaseOptions): Prom
   const dbOptions: FerryDatabaseOptions = { schema: options.schema, driver };
   if (options.logger !== undefined) dbOptions.logger = options.logger;
   if (options.fetch !== undefined) dbOptions.fetch = options.fetch;
+  if (options.now !== undefined) dbOptions.now = options.now;
   const db = new FerryDatabase(dbOptions);
   try {
     await db.init();

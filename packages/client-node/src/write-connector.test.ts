@@ -86,7 +86,16 @@ describe('ferryConnector (Ferry write API)', () => {
         },
         {
           id: `${clientId}:${ops[2]!.tx_id}`,
-          ops: [{ op: 'PATCH', type: 'todos', id: 't1', data: { title: 'Oat milk' }, hlc: ops[2]!.hlc }],
+          ops: [
+            {
+              op: 'PATCH',
+              type: 'todos',
+              id: 't1',
+              data: { title: 'Oat milk' },
+              hlc: ops[2]!.hlc,
+              old: { title: 'Milk' },
+            },
+          ],
         },
         { id: `${clientId}:${ops[3]!.tx_id}`, ops: [{ op: 'DELETE', type: 'lists', id: 'l1', hlc: ops[3]!.hlc }] },
       ],

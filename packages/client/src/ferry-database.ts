@@ -1,5 +1,17 @@
 import { FerryError } from '@ferry/protocol';
 import { BucketStore } from './bucket-store.js';
+import {
+  BUILTIN_TABLES,
+  conflictFromRow,
+  conflictsQuery,
+  resolveConflict,
+  violationFromRow,
+  violationsQuery,
+  type Conflict,
+  type ConflictFilter,
+  type ConflictResolution,
+  type Violation,
+} from './conflicts.js';
 import type { FerryConnector } from './connector.js';
 import {
   moveToOverlay,
@@ -35,6 +47,7 @@ import {
   queueSummary,
   readQueuedOps,
   stampPendingOps,
+  upgradeCrudTable,
   withCrudSuppressed,
   type CompleteOptions,
   type CrudBatch,
@@ -59,6 +72,12 @@ export interface FerryDatabaseOptions {
   logger?: FerryLogger;
   /** Default `fetch` for `connect()` (default `globalThis.fetch`). */
   fetch?: typeof fetch;
+  /**
+   * The wall clock (ms since the epoch) that HLC stamps of local writes
+   * follow. Default `Date.now`; tests use it to play a device whose clock
+   * is off.
+   */
+  now?: () => number;
   /**
    * Coordinate with other tabs (or workers, processes) that open the same
    * database file: one of them syncs, every write is serialized through a
@@ -105,7 +124,8 @@ export interface WatchCallbacks<T> extends WatchOptions {
 export interface ChangeEvent {
   /**
    * Tables changed by one committed transaction or applied checkpoint.
-   * Ferry's internal tables are never listed, except `ferry_rejections`.
+   * Ferry's internal tables are never listed, except `ferry_rejections`,
+   * `ferry_conflicts` and `ferry_violations`.
    */
   changedTables: string[];
 }
@@ -131,9 +151,12 @@ export interface StatusListener {
  */
 export class FerryDatabase {
   readonly schema: Schema;
+  /** The schema's tables plus the built-in synced ones (`ferry_conflicts`, `ferry_violations`). */
+  private readonly tables: readonly ResolvedTable[];
   private readonly driver: SqliteDriver;
   private readonly logger: FerryLogger;
   private readonly defaultFetch: typeof fetch | undefined;
+  private readonly now: () => number;
   private readonly writeMutex = new Mutex();
   private readonly readMutex: Mutex;
   private readonly reader: SqliteConnection;
@@ -158,9 +181,11 @@ export class FerryDatabase {
 
   constructor(options: FerryDatabaseOptions) {
     this.schema = options.schema;
+    this.tables = [...options.schema.resolved, ...BUILTIN_TABLES];
     this.driver = options.driver;
     this.logger = options.logger ?? silentLogger;
     this.defaultFetch = options.fetch;
+    this.now = options.now ?? Date.now;
     this.reader = options.driver.reader ?? options.driver.writer;
     // Without a separate reader, reads share the writer and must wait for its transactions.
     this.readMutex = options.driver.reader === undefined ? this.writeMutex : new Mutex();
@@ -195,14 +220,15 @@ export class FerryDatabase {
       }
       for (const ddl of INTERNAL_TABLES_DDL) await conn.execute(ddl);
       for (const ddl of [...CRUD_TABLE_DDL, ...OVERLAY_TABLE_DDL, ...REJECTIONS_TABLE_DDL]) await conn.execute(ddl);
+      await upgradeCrudTable(conn);
       if (format !== FORMAT_VERSION) await this.setKv(conn, KV_FORMAT, FORMAT_VERSION);
       // Filling tables from kept row data is not a local write: no queue triggers meanwhile.
       await dropCrudTriggers(conn);
-      const tables = await applySchema(conn, this.schema, this.store);
+      const tables = await applySchema(conn, this.tables, this.store);
       // Refilled from kept row data = server state: pending local writes go back on top.
       const pendingRows = await rowsWithLocalOps(conn, [...tables]);
-      if (pendingRows.length > 0) await rebuildRows(conn, this.schema.resolved, pendingRows);
-      await installCrudTriggers(conn, this.schema.resolved);
+      if (pendingRows.length > 0) await rebuildRows(conn, this.tables, pendingRows);
+      await installCrudTriggers(conn, this.tables);
       const queue = await queueSummary(conn);
       this.setStatus({ pendingCount: queue.count, oldestPendingAt: queue.oldestAt });
       const lastSynced = await this.kv(conn, KV_LAST_SYNCED_AT);
@@ -307,7 +333,7 @@ export class FerryDatabase {
   async writeTransaction<T>(fn: (tx: QueryContext) => Promise<T>): Promise<T> {
     await this.ready();
     const written = { tables: new Set<string>(), unknown: false };
-    const now = Date.now();
+    const now = this.now();
     const [result, queued, queue] = await this.writeLocked(async (conn) => {
       const value = await fn(this.context(conn, written));
       const queued = await stampPendingOps(conn, () => this.ensureClientId(conn), now);
@@ -389,8 +415,8 @@ export class FerryDatabase {
     }
     const rejectedIds = new Set(rejected.map((r) => r.op.clientId));
     const applied = handled.filter((e) => !rejectedIds.has(e.clientId)).map((e) => e.clientId);
-    const synced = this.schema.resolved.filter((t) => !t.localOnly);
-    const now = Date.now();
+    const synced = this.tables.filter((t) => !t.localOnly);
+    const now = this.now();
     const { queue, changed } = await this.writeLocked((conn) =>
       withCrudSuppressed(conn, async () => {
         await moveToOverlay(conn, applied, options.writeCheckpoint ?? null);
@@ -435,6 +461,82 @@ export class FerryDatabase {
     const removed = await this.writeLocked((conn) => clearRejections(conn, ids));
     if (removed > 0) this.committed([REJECTIONS_TABLE]);
     return removed;
+  }
+
+  // ── conflicts and violations ──────────────────────────────────────────────
+
+  /**
+   * Values that lost a field-level merge on the server (synced from
+   * `ferry_conflicts` when the app's sync rules select it), oldest first
+   * (`createdAt`, then `id`), optionally only those of one table and/or row.
+   */
+  async getConflicts(filter: ConflictFilter = {}): Promise<Conflict[]> {
+    const { sql, params } = conflictsQuery(filter);
+    return (await this.getAll(sql, params)).map(conflictFromRow);
+  }
+
+  /**
+   * Watches {@link getConflicts}: the current list at once, then the new
+   * list whenever it changed (a local resolution, a synced checkpoint).
+   * Takes `onResult` alone or the callbacks of {@link watch}. Returns an
+   * unsubscribe function; `signal` also stops it.
+   */
+  watchConflicts(
+    filter: ConflictFilter | undefined,
+    callbacks: WatchCallbacks<Conflict> | ((conflicts: Conflict[]) => void),
+  ): () => void {
+    const { sql, params } = conflictsQuery(filter);
+    return this.watchMapped(sql, params, conflictFromRow, callbacks);
+  }
+
+  /**
+   * Resolves a conflict in one local write transaction: `{ keep: 'current' }`
+   * keeps the value now in the row, `{ keep: 'lost' }` writes the lost value
+   * back into the row's column, `{ value }` writes a new one; the conflict's
+   * `ferry_conflicts` row is deleted. Both go up as one queued transaction
+   * (the server's write rules must allow deleting the conflict).
+   *
+   * Rejects with FERRY_C1007 when the conflict does not exist, or (`lost`,
+   * `value`) when its row no longer exists locally — nothing is
+   * re-inserted; with FERRY_C1005 when it names a column the schema does
+   * not declare. Nothing is written then.
+   */
+  async resolveConflict(id: string, resolution: ConflictResolution): Promise<void> {
+    await this.writeTransaction((tx) => resolveConflict(tx, this.schema, id, resolution));
+  }
+
+  /**
+   * Findings of the server's validation hooks (synced from
+   * `ferry_violations`), oldest first. With a filter: those whose subject
+   * row or any involved row matches it.
+   */
+  async getViolations(filter: ConflictFilter = {}): Promise<Violation[]> {
+    const { sql, params } = violationsQuery(filter);
+    return (await this.getAll(sql, params)).map(violationFromRow);
+  }
+
+  /** Watches {@link getViolations}, like {@link watchConflicts}. Returns an unsubscribe function. */
+  watchViolations(
+    filter: ConflictFilter | undefined,
+    callbacks: WatchCallbacks<Violation> | ((violations: Violation[]) => void),
+  ): () => void {
+    const { sql, params } = violationsQuery(filter);
+    return this.watchMapped(sql, params, violationFromRow, callbacks);
+  }
+
+  /** A callback watch whose rows go through `map` (the watch compares the raw rows, so unchanged lists are not reported). */
+  private watchMapped<T>(
+    sql: string,
+    params: readonly SqliteParam[],
+    map: (row: Record<string, unknown>) => T,
+    callbacks: WatchCallbacks<T> | ((rows: T[]) => void),
+  ): () => void {
+    const options = typeof callbacks === 'function' ? { onResult: callbacks } : callbacks;
+    return this.watch<Record<string, unknown>>(sql, params, {
+      onResult: (rows) => options.onResult(rows.map(map)),
+      ...(options.onError === undefined ? {} : { onError: options.onError.bind(options) }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    });
   }
 
   private context(conn: SqliteConnection, written: { tables: Set<string>; unknown: boolean } | null): QueryContext {
@@ -722,7 +824,7 @@ export class FerryDatabase {
     if (keepLock) await this.stopLoops();
     else await this.disconnect();
     await this.ready();
-    const synced = this.schema.resolved.filter((t) => !t.localOnly);
+    const synced = this.tables.filter((t) => !t.localOnly);
     await this.writeLocked(async (conn) => {
       await withCrudSuppressed(conn, async () => {
         for (const table of synced) await conn.execute(`DELETE FROM ${quoteIdentifier(table.name)}`);
@@ -791,7 +893,7 @@ export class FerryDatabase {
       // Downloaded data is never a local write: the queue triggers are off.
       writeSync: (fn) => this.writeLocked((conn) => withCrudSuppressed(conn, () => fn(conn))),
       notifyChanged: (tables) => this.committed(tables),
-      syncedTables: (): readonly ResolvedTable[] => this.schema.resolved.filter((t) => !t.localOnly),
+      syncedTables: (): readonly ResolvedTable[] => this.tables.filter((t) => !t.localOnly),
       clientId: () => this.clientId(),
       setStatus: (patch) => this.setStatus(patch),
       checkpointApplied: () => {

@@ -258,7 +258,13 @@ function groupTransactions(clientId: string, entries: readonly CrudEntry[]): Out
   return result;
 }
 
-/** The request as JSON text; int8 values beyond 2^53 are written as exact JSON integers. */
+/**
+ * The request as JSON text; int8 values beyond 2^53 are written as exact
+ * JSON integers. Each op carries its stamp (`hlc`, and `hlcs` when
+ * compaction gave its columns different ones) and the previous values of
+ * the columns it changes (`old`, from `previousValues`) for the server's
+ * field-level merge.
+ */
 function requestBody(clientId: string, transactions: readonly OutgoingTransaction[]): string {
   const ops = (tx: OutgoingTransaction): string =>
     tx.entries
@@ -266,6 +272,8 @@ function requestBody(clientId: string, transactions: readonly OutgoingTransactio
         let op = `{"op":${JSON.stringify(e.op)},"type":${JSON.stringify(e.table)},"id":${JSON.stringify(e.id)}`;
         if (e.opData !== undefined) op += `,"data":${rowToJson(e.opData)}`;
         if (e.hlc !== '') op += `,"hlc":${JSON.stringify(e.hlc)}`;
+        if (e.hlcs !== undefined) op += `,"hlcs":${JSON.stringify(e.hlcs)}`;
+        if (e.previousValues !== undefined) op += `,"old":${rowToJson(e.previousValues)}`;
         return op + '}';
       })
       .join(',');

@@ -16,6 +16,23 @@ export type { FerryConnector, FerryCredentials, UploadDataOptions } from './conn
 export { FerryWriteConnector, ferryConnector } from './ferry-write-connector.js';
 export type { FerryWriteConnectorOptions } from './ferry-write-connector.js';
 export { REJECTIONS_TABLE } from './rejections.js';
+export {
+  CONFLICTS_TABLE,
+  conflictFromRow,
+  conflictsQuery,
+  VIOLATIONS_TABLE,
+  violationFromRow,
+  violationsQuery,
+} from './conflicts.js';
+export type {
+  BuiltQuery,
+  Conflict,
+  ConflictFilter,
+  ConflictPolicy,
+  ConflictResolution,
+  Violation,
+  ViolationRowRef,
+} from './conflicts.js';
 export type { RejectedOp, RejectedWrite } from './rejections.js';
 export type { SyncOptions } from './sync-client.js';
 export {

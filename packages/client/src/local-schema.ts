@@ -1,7 +1,7 @@
 import type { BucketStore } from './bucket-store.js';
 import type { SqliteConnection } from './driver.js';
 import { KV_SCHEMA } from './internal-tables.js';
-import { quoteIdentifier, type ResolvedTable, type Schema } from './schema.js';
+import { quoteIdentifier, type ResolvedTable } from './schema.js';
 
 /** What Ferry applied last time, kept in `ferry_kv` to find indexes to drop. */
 interface AppliedSchema {
@@ -29,21 +29,26 @@ function indexSqls(table: ResolvedTable): Map<string, string> {
 }
 
 /**
- * Brings the database's tables in line with `schema`, inside the caller's
+ * Brings the database's tables in line with `tables` (the schema's, plus
+ * the built-in synced ones), inside the caller's
  * write transaction: creates missing tables, adds missing columns, creates
  * new indexes and drops indexes Ferry created that the schema no longer
  * declares (apps' own indexes are never touched). Removed columns and
  * tables stay. Synced tables that are new or gained columns are filled from
  * the kept row data, so no resync is needed. Returns the tables changed.
  */
-export async function applySchema(conn: SqliteConnection, schema: Schema, store: BucketStore): Promise<Set<string>> {
+export async function applySchema(
+  conn: SqliteConnection,
+  tables: readonly ResolvedTable[],
+  store: BucketStore,
+): Promise<Set<string>> {
   const recordedText = (await conn.execute(`SELECT value FROM ferry_kv WHERE key = ?`, [KV_SCHEMA])).rows[0]?.['value'];
   const recorded: AppliedSchema =
     typeof recordedText === 'string' ? (JSON.parse(recordedText) as AppliedSchema) : { tables: {} };
   const applied: AppliedSchema = { tables: {} };
   const changed = new Set<string>();
 
-  for (const table of schema.resolved) {
+  for (const table of tables) {
     const exists =
       (await conn.execute(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`, [table.name])).rows.length >
       0;

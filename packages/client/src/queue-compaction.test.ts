@@ -82,6 +82,8 @@ interface RawOp {
   table: string;
   id: string;
   data?: Row;
+  /** PATCH: the previous values it recorded (some or all of its columns, or none: queued before the upgrade). */
+  old?: Row;
   newTransaction: boolean;
   wallMs: number;
 }
@@ -94,13 +96,19 @@ const rawOpArb: fc.Arbitrary<RawOp> = fc
     fullPut: fc.boolean(),
     full: fullDataArb,
     partial: dataArb(OP_COLUMNS),
+    oldColumns: fc.subarray([...OP_COLUMNS]),
+    oldValues: fc.array(valueArb, { minLength: OP_COLUMNS.length, maxLength: OP_COLUMNS.length }),
     newTransaction: fc.boolean(),
     wallMs: fc.integer({ min: 0, max: 50 }),
   })
-  .map(({ op, table, id, fullPut, full, partial, newTransaction, wallMs }): RawOp => {
+  .map(({ op, table, id, fullPut, full, partial, oldColumns, oldValues, newTransaction, wallMs }): RawOp => {
     const base = { op, table, id, newTransaction, wallMs };
     if (op === 'DELETE') return base;
-    return { ...base, data: op === 'PUT' && fullPut ? full : partial };
+    if (op === 'PUT') return { ...base, data: fullPut ? full : partial };
+    const old = Object.fromEntries(
+      OP_COLUMNS.map((c, i) => [c, oldValues[i]!] as const).filter(([c]) => c in partial && oldColumns.includes(c)),
+    );
+    return { ...base, data: partial, ...(Object.keys(old).length === 0 ? {} : { old }) };
   });
 
 /** Queue entries as the queue holds them: increasing clientId, transactions, HLCs (not necessarily increasing). */
@@ -111,11 +119,62 @@ function toEntries(ops: readonly RawOp[]): CrudEntry[] {
     if (index === 0 || raw.newTransaction) transactionId = clientId;
     const hlc = `${raw.wallMs.toString(16).padStart(12, '0')}${index.toString(16).padStart(8, '0')}client`;
     const entry: CrudEntry = { clientId, op: raw.op, table: raw.table, id: raw.id, transactionId, hlc };
-    return raw.data === undefined ? entry : { ...entry, opData: raw.data };
+    return {
+      ...entry,
+      ...(raw.data === undefined ? {} : { opData: raw.data }),
+      ...(raw.old === undefined ? {} : { previousValues: raw.old }),
+    };
   });
 }
 
 const queueArb = fc.array(rawOpArb, { maxLength: 30 }).map(toEntries);
+
+/** As the real queue holds them: stamps increase with the queue position. */
+const increasingQueueArb = queueArb.map((entries) =>
+  entries.map((e, index) => ({ ...e, hlc: `${index.toString(16).padStart(20, '0')}client` })),
+);
+
+/** What the compacted ops must carry for one column of a row. */
+interface ColumnExpectation {
+  /** The highest stamp of the edits of the column that count. */
+  stamp: string;
+  /** The stamp of the last of those edits. */
+  lastStamp: string;
+  /** Its previous value: recorded by the first PATCH of it; none after an insert (or when not recorded). */
+  old: { value: SqliteValue } | undefined;
+}
+
+/**
+ * The reference for one row's raw ops, column by column: a DELETE starts
+ * over, a PATCH of a row a DELETE removed does nothing, a PUT (an insert)
+ * leaves its columns without a previous value.
+ */
+function columnModel(rowOps: readonly CrudEntry[]): Map<string, ColumnExpectation> {
+  const columns = new Map<string, ColumnExpectation>();
+  let absent = false;
+  for (const e of rowOps) {
+    if (e.op === 'DELETE') {
+      columns.clear();
+      absent = true;
+      continue;
+    }
+    if (e.op === 'PATCH' && absent) continue;
+    absent = false;
+    for (const column of Object.keys(e.opData ?? {})) {
+      const before = columns.get(column);
+      const recorded =
+        e.previousValues !== undefined && Object.hasOwn(e.previousValues, column)
+          ? { value: e.previousValues[column]! }
+          : undefined;
+      columns.set(column, {
+        stamp: before === undefined || e.hlc > before.stamp ? e.hlc : before.stamp,
+        lastStamp: e.hlc,
+        old: e.op === 'PUT' ? undefined : before !== undefined ? before.old : recorded,
+      });
+    }
+  }
+  return columns;
+}
 
 /** The same states, for `expect`: Maps compare by entries, key order of rows ignored. */
 function sorted(server: Server): [string, Row][] {
@@ -204,6 +263,45 @@ describe('compactCrud (properties)', () => {
     );
   });
 
+  it('keeps, per column, the highest stamp (hlcs) and the earliest previous value', () => {
+    fc.assert(
+      fc.property(queueArb, (raw) => {
+        const compacted = compactCrud(raw);
+        for (const row of rowsInOrder(raw)) {
+          const model = columnModel(raw.filter((e) => key(e.table, e.id) === row));
+          for (const op of compacted.filter((e) => key(e.table, e.id) === row)) {
+            const columns = Object.keys(op.opData ?? {}).map((column) => [column, model.get(column)!] as const);
+            // hlcs names every column, and is there only when some column's stamp differs from the op's.
+            const stamps = columns.map(([column, expected]) => [column, expected.stamp] as const);
+            const hlcs = stamps.every(([, stamp]) => stamp === op.hlc) ? undefined : Object.fromEntries(stamps);
+            expect(op.hlcs).toEqual(hlcs);
+            // previousValues has exactly the columns with a previous value (none: left out).
+            const old = columns.flatMap(([column, expected]) =>
+              expected.old === undefined ? [] : [[column, expected.old.value] as const],
+            );
+            expect(op.previousValues).toEqual(old.length === 0 ? undefined : Object.fromEntries(old));
+          }
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('with stamps increasing along the queue, a column carries the stamp of the edit that set it last', () => {
+    fc.assert(
+      fc.property(increasingQueueArb, (raw) => {
+        const compacted = compactCrud(raw);
+        for (const op of compacted) {
+          const model = columnModel(raw.filter((e) => key(e.table, e.id) === key(op.table, op.id)));
+          for (const column of Object.keys(op.opData ?? {})) {
+            expect(op.hlcs?.[column] ?? op.hlc).toBe(model.get(column)!.lastStamp);
+          }
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
   it('does not modify its input', () => {
     fc.assert(
       fc.property(queueArb, (raw) => {
@@ -239,7 +337,7 @@ describe('compactCrud (properties)', () => {
 // ── examples: one per rule ───────────────────────────────────────────────────
 
 let nextClientId = 1;
-function op(kind: CrudOp, id: string, data?: Row, table = 'tasks'): CrudEntry {
+function op(kind: CrudOp, id: string, data?: Row, table = 'tasks', old?: Row): CrudEntry {
   const clientId = nextClientId++;
   const entry: CrudEntry = {
     clientId,
@@ -249,10 +347,14 @@ function op(kind: CrudOp, id: string, data?: Row, table = 'tasks'): CrudEntry {
     transactionId: clientId,
     hlc: `${clientId.toString(16).padStart(20, '0')}c`,
   };
-  return data === undefined ? entry : { ...entry, opData: data };
+  return {
+    ...entry,
+    ...(data === undefined ? {} : { opData: data }),
+    ...(old === undefined ? {} : { previousValues: old }),
+  };
 }
 const put = (id: string, data: Row, table?: string) => op('PUT', id, data, table);
-const patch = (id: string, data: Row, table?: string) => op('PATCH', id, data, table);
+const patch = (id: string, data: Row, table?: string, old?: Row) => op('PATCH', id, data, table, old);
 const del = (id: string, table?: string) => op('DELETE', id, undefined, table);
 
 /** The compacted ops without bookkeeping. */
@@ -357,6 +459,46 @@ describe('compactCrud (rules)', () => {
       hlc: first.hlc,
       opData: { a: 2 },
     });
+  });
+
+  it('stamps each column with the edit that set it last (hlcs) and omits hlcs when all share the op stamp', () => {
+    const insert = put('1', { a: 1, b: 1 });
+    const edit = patch('1', { b: 2 }, undefined, { b: 1 });
+    const [compacted] = compactCrud([insert, edit]);
+    expect(compacted).toMatchObject({ op: 'PUT', hlc: edit.hlc, hlcs: { a: insert.hlc, b: edit.hlc } });
+    // The insert set both columns: no previous values.
+    expect(compacted!.previousValues).toBeUndefined();
+    expect(compactCrud([patch('1', { a: 1 }), patch('1', { a: 2 })])[0]!.hlcs).toBeUndefined();
+  });
+
+  it('keeps the previous value of the first PATCH of each column', () => {
+    const first = patch('1', { a: 1 }, undefined, { a: 'a0' });
+    const second = patch('1', { a: 2, b: 2 }, undefined, { a: 1, b: 'b0' });
+    expect(compactCrud([first, second])).toEqual([
+      {
+        clientId: second.clientId,
+        op: 'PATCH',
+        table: 'tasks',
+        id: '1',
+        transactionId: second.transactionId,
+        hlc: second.hlc,
+        opData: { a: 2, b: 2 },
+        previousValues: { a: 'a0', b: 'b0' },
+      },
+    ]);
+  });
+
+  it('a column moving from the PATCH into a later PUT keeps its first previous value; an insert drops it', () => {
+    const ops = [
+      patch('1', { x: 1 }, undefined, { x: 'x0' }),
+      put('1', { a: 1 }),
+      patch('1', { x: 2 }, undefined, { x: 1 }),
+    ];
+    const [only] = compactCrud(ops);
+    expect(only).toMatchObject({ op: 'PUT', opData: { a: 1, x: 2 }, previousValues: { x: 'x0' } });
+    const replaced = compactCrud([...ops.slice(0, 2), put('1', { x: 3 })]);
+    expect(replaced).toHaveLength(1);
+    expect(replaced[0]!.previousValues).toBeUndefined();
   });
 
   it('keeps bigint values exact', () => {

@@ -63,6 +63,19 @@ import type { CrudEntry } from './upload-queue.js';
  * queued op up to the highest `clientId` in it, which covers exactly the
  * raw ops it replaces (when the raw list was a prefix of the queue).
  *
+ * ## Per-column stamps and previous values (field-level merge)
+ *
+ * - `hlcs`: each column of a compacted op keeps the highest stamp of the
+ *   raw edits of it that the op carries (queue stamps increase, so that is
+ *   the edit that set it last); edits a DELETE wiped, or PATCHes of a row a
+ *   DELETE removed, do not count. `hlcs` lists every column and is left out
+ *   when all of them have the op's `hlc`.
+ * - `previousValues`: each column keeps the old value recorded by the
+ *   FIRST raw PATCH of the run that changed it (what the server had before
+ *   the run, as far as this client knew). A column written by an insert
+ *   (a raw PUT) in the run has none, nor has one whose first PATCH
+ *   recorded none. A DELETE starts over.
+ *
  * ## Why it is opt-in
  *
  * Compaction merges transactions: a compacted op can carry edits from
@@ -74,10 +87,11 @@ import type { CrudEntry } from './upload-queue.js';
  *
  * The equivalence is about the write semantics above, with this client
  * the only writer of those rows. Two things outside that model can differ:
- * - field-level last-writer-wins by HLC: a merged op carries ONE stamp
- *   (the highest), so a column written early in the run is compared to a
- *   concurrent remote edit with a later stamp than it had, and may win
- *   where the raw op would have lost;
+ * - field-level merge by HLC: each column keeps its own stamp (`hlcs`) and
+ *   its first old value, but the server compares only the run's end state:
+ *   an intermediate value that the raw queue would have written (and
+ *   possibly lost to a concurrent edit, recording a conflict) never reaches
+ *   it;
  * - write rules that reject an op (immutable column, forbidden column):
  *   the raw queue rejects that op alone, the compacted one rejects the
  *   merged op, i.e. the other edits it absorbed too.
@@ -105,6 +119,13 @@ interface Pending {
   readonly id: string;
   /** PUT / PATCH: the merged columns; DELETE: null. */
   readonly data: Record<string, SqliteValue> | null;
+  /** Per column of `data`: the highest stamp of the edits merged into it. */
+  readonly stamps: ReadonlyMap<string, string>;
+  /**
+   * Per column of `data`: its value before the run's first edit of it, or
+   * undefined when there is none (set by an insert, or not recorded).
+   */
+  readonly old: ReadonlyMap<string, SqliteValue | undefined>;
   /** The last raw op absorbed (its clientId and transactionId are kept). */
   readonly lastRaw: CrudEntry;
   readonly hlc: string;
@@ -118,6 +139,8 @@ interface RowForm {
   readonly before: Pending | null;
   readonly last: Pending;
 }
+
+const NONE: ReadonlyMap<string, never> = new Map<string, never>();
 
 function rowKey(entry: CrudEntry): string {
   // Table names are identifiers (no NUL), so the key is unambiguous.
@@ -133,25 +156,47 @@ function dataOf(entry: CrudEntry): Record<string, SqliteValue> {
   return entry.opData === undefined ? {} : { ...entry.opData };
 }
 
-function fresh(entry: CrudEntry): Pending {
-  return {
-    op: entry.op,
-    table: entry.table,
-    id: entry.id,
-    data: entry.op === 'DELETE' ? null : dataOf(entry),
-    lastRaw: entry,
-    hlc: entry.hlc,
-  };
+/** The stamp `entry` gives `column`. */
+function stampOf(entry: CrudEntry, column: string): string {
+  return entry.hlcs?.[column] ?? entry.hlc;
 }
 
-/** `pending` with `entry` absorbed, as op `op` with columns `data`. */
-function absorb(
-  pending: Pending,
-  entry: CrudEntry,
-  op: CrudEntry['op'],
-  data: Record<string, SqliteValue> | null,
-): Pending {
-  return { op, table: pending.table, id: pending.id, data, lastRaw: entry, hlc: maxHlc(pending.hlc, entry.hlc) };
+/** Whether `entry` carries a previous value for `column`. */
+function hasOld(entry: CrudEntry, column: string): boolean {
+  return entry.previousValues !== undefined && Object.hasOwn(entry.previousValues, column);
+}
+
+/** A PUT's column without a previous value was set by an insert: whatever came before it does not count. */
+function insertedBy(entry: CrudEntry, column: string): boolean {
+  return entry.op === 'PUT' && !hasOld(entry, column);
+}
+
+/** `pending`'s stamps and old values with `entry`'s columns merged in (`entry` comes later). */
+function mergeColumns(pending: Pick<Pending, 'stamps' | 'old'>, entry: CrudEntry): Pick<Pending, 'stamps' | 'old'> {
+  const stamps = new Map<string, string>(pending.stamps);
+  const old = new Map<string, SqliteValue | undefined>(pending.old);
+  for (const column of Object.keys(entry.opData ?? {})) {
+    const before = stamps.get(column);
+    const stamp = stampOf(entry, column);
+    stamps.set(column, before === undefined ? stamp : maxHlc(before, stamp));
+    // The first edit of a column decides its previous value; an insert resets it to none.
+    if (insertedBy(entry, column)) old.set(column, undefined);
+    else if (!old.has(column)) old.set(column, hasOld(entry, column) ? entry.previousValues![column] : undefined);
+  }
+  return { stamps, old };
+}
+
+function fresh(entry: CrudEntry): Pending {
+  const base = { op: entry.op, table: entry.table, id: entry.id, lastRaw: entry, hlc: entry.hlc };
+  if (entry.op === 'DELETE') return { ...base, data: null, stamps: NONE, old: NONE };
+  return { ...base, data: dataOf(entry), ...mergeColumns({ stamps: NONE, old: NONE }, entry) };
+}
+
+/** `pending` with `entry` absorbed, as op `op` (a DELETE drops the columns, otherwise `entry`'s are merged in). */
+function absorb(pending: Pending, entry: CrudEntry, op: CrudEntry['op']): Pending {
+  const base = { op, table: pending.table, id: pending.id, lastRaw: entry, hlc: maxHlc(pending.hlc, entry.hlc) };
+  if (op === 'DELETE') return { ...base, data: null, stamps: NONE, old: NONE };
+  return { ...base, data: { ...pending.data, ...dataOf(entry) }, ...mergeColumns(pending, entry) };
 }
 
 function without(data: Record<string, SqliteValue>, remove: Record<string, SqliteValue>): Record<string, SqliteValue> {
@@ -160,6 +205,10 @@ function without(data: Record<string, SqliteValue>, remove: Record<string, Sqlit
     if (!Object.hasOwn(remove, column)) result[column] = value;
   }
   return result;
+}
+
+function restricted<V>(map: ReadonlyMap<string, V>, data: Record<string, SqliteValue>): Map<string, V> {
+  return new Map([...map].filter(([column]) => Object.hasOwn(data, column)));
 }
 
 function startForm(entry: CrudEntry): RowForm {
@@ -172,35 +221,49 @@ function appendOp(form: RowForm, entry: CrudEntry): RowForm {
   if (entry.op === 'DELETE') {
     // Whatever came before, the row ends absent; a DELETE does that for any start state.
     const absorbed = before === null ? last : { ...last, hlc: maxHlc(before.hlc, last.hlc) };
-    return { before: null, last: absorb(absorbed, entry, 'DELETE', null) };
+    return { before: null, last: absorb(absorbed, entry, 'DELETE') };
   }
-  const data = dataOf(entry);
   if (last.op === 'DELETE') {
     // DELETE + PATCH: the row is absent, the PATCH does nothing. DELETE + PUT: a fresh insert.
-    if (entry.op === 'PATCH') return { before: null, last: absorb(last, entry, 'DELETE', null) };
+    if (entry.op === 'PATCH') return { before: null, last: absorb(last, entry, 'DELETE') };
     return { before: last, last: fresh(entry) };
   }
   if (last.op === 'PUT') {
     // The row exists after a PUT, so a PUT or PATCH merely writes more columns.
-    const merged = absorb(last, entry, 'PUT', { ...last.data, ...data });
+    const merged = absorb(last, entry, 'PUT');
     if (before === null || before.op === 'DELETE') return { before, last: merged };
-    return withTrimmedPatch(before, merged, data);
+    return withTrimmedPatch(before, merged, entry);
   }
   // last is a PATCH (and before is null).
-  if (entry.op === 'PATCH') return { before: null, last: absorb(last, entry, 'PATCH', { ...last.data, ...data }) };
+  if (entry.op === 'PATCH') return { before: null, last: absorb(last, entry, 'PATCH') };
   // PATCH(p) + PUT(b): the PATCH still matters for columns of p that b does not set.
-  return withTrimmedPatch(last, fresh(entry), data);
+  return withTrimmedPatch(last, fresh(entry), entry);
 }
 
 /**
- * `patch` then `put`, where `put` sets (at least) the columns of `data`:
- * the PATCH loses those columns, and disappears into the PUT when none
- * remain (the PUT then also absorbs its clock).
+ * `patch` then `put`, where `put` has absorbed `entry` (so it sets at least
+ * `entry`'s columns): the PATCH loses those columns, and disappears into
+ * the PUT when none remain (the PUT then also absorbs its clock). A column
+ * moving over keeps the PATCH's earlier stamp (if higher) and, unless
+ * `entry` inserted it, the PATCH's previous value, recorded first.
  */
-function withTrimmedPatch(patch: Pending, put: Pending, data: Record<string, SqliteValue>): RowForm {
-  const rest = without(patch.data ?? {}, data);
-  if (Object.keys(rest).length === 0) return { before: null, last: { ...put, hlc: maxHlc(patch.hlc, put.hlc) } };
-  return { before: { ...patch, data: rest }, last: put };
+function withTrimmedPatch(patch: Pending, put: Pending, entry: CrudEntry): RowForm {
+  const data = dataOf(entry);
+  const patchData = patch.data ?? {};
+  const stamps = new Map<string, string>(put.stamps);
+  const old = new Map<string, SqliteValue | undefined>(put.old);
+  for (const column of Object.keys(patchData)) {
+    if (!Object.hasOwn(data, column)) continue;
+    stamps.set(column, maxHlc(stamps.get(column)!, patch.stamps.get(column)!));
+    if (!insertedBy(entry, column)) old.set(column, patch.old.get(column));
+  }
+  const merged: Pending = { ...put, stamps, old };
+  const rest = without(patchData, data);
+  if (Object.keys(rest).length === 0) return { before: null, last: { ...merged, hlc: maxHlc(patch.hlc, put.hlc) } };
+  return {
+    before: { ...patch, data: rest, stamps: restricted(patch.stamps, rest), old: restricted(patch.old, rest) },
+    last: merged,
+  };
 }
 
 function toEntry(pending: Pending): CrudEntry {
@@ -212,5 +275,17 @@ function toEntry(pending: Pending): CrudEntry {
     transactionId: pending.lastRaw.transactionId,
     hlc: pending.hlc,
   };
-  return pending.data === null ? entry : { ...entry, opData: pending.data };
+  if (pending.data === null) return entry;
+  const columns = Object.keys(pending.data);
+  const stamps = columns.map((column) => [column, pending.stamps.get(column)!] as const);
+  const previous = columns.flatMap((column) => {
+    const value = pending.old.get(column);
+    return value === undefined ? [] : [[column, value] as const];
+  });
+  return {
+    ...entry,
+    opData: pending.data,
+    ...(stamps.every(([, stamp]) => stamp === pending.hlc) ? {} : { hlcs: Object.fromEntries(stamps) }),
+    ...(previous.length === 0 ? {} : { previousValues: Object.fromEntries(previous) }),
+  };
 }

@@ -1,9 +1,13 @@
 /** Ferry tables apps read and watch (the others are never reported). */
-const PUBLIC_INTERNAL_TABLES: ReadonlySet<string> = new Set(['ferry_rejections']);
+const PUBLIC_INTERNAL_TABLES: ReadonlySet<string> = new Set([
+  'ferry_rejections',
+  'ferry_conflicts',
+  'ferry_violations',
+]);
 
 /** A batch of committed changes. */
 export interface TableChange {
-  /** Names of the tables written (never Ferry's internal `ferry_` tables, except `ferry_rejections`). */
+  /** Names of the tables written (never Ferry's internal `ferry_` tables, except the public ones). */
   readonly tables: ReadonlySet<string>;
   /** The writer could not tell which tables changed (e.g. DDL): assume any. */
   readonly unknown: boolean;
@@ -24,7 +28,7 @@ export class TableChangeEmitter {
 
   /**
    * Reports a committed change. Internal tables are dropped (except the
-   * public ones, e.g. `ferry_rejections`); an empty, known change is not reported.
+   * public ones: `ferry_rejections`, `ferry_conflicts`, `ferry_violations`); an empty, known change is not reported.
    */
   emit(tables: Iterable<string>, unknown = false): void {
     const visible = visibleTables(tables);

@@ -10,6 +10,8 @@ import { quoteIdentifier, type ResolvedTable } from './schema.js';
  * rolled-back write queues nothing); before that transaction commits, the
  * client stamps the new ops with their transaction id, client id and HLC
  * (see {@link stampPendingOps}). Ops are unstamped only inside that window.
+ * A PATCH also records in `old` the row's previous values of the columns it
+ * changes (same JSON encoding as `data`), for the server's conflict check.
  *
  * Applying downloaded data must not queue anything: the triggers are off
  * while the `ferry_kv` row {@link KV_CRUD_SUPPRESSED} exists (see
@@ -25,11 +27,22 @@ export const CRUD_TABLE_DDL: readonly string[] = [
     data TEXT,
     client_id TEXT,
     hlc TEXT,
-    created_at INTEGER
+    created_at INTEGER,
+    old TEXT
   )`,
   // Finds the unstamped ops (tx_id IS NULL) and the ops of one transaction.
   `CREATE INDEX IF NOT EXISTS ferry_crud_tx ON ferry_crud (tx_id)`,
 ];
+
+/**
+ * Adds `old` to a `ferry_crud` created before the column existed (ops
+ * queued then keep NULL: no previous values). Runs after
+ * {@link CRUD_TABLE_DDL}, in the caller's transaction.
+ */
+export async function upgradeCrudTable(conn: SqliteConnection): Promise<void> {
+  const { rows } = await conn.execute(`SELECT name FROM pragma_table_info('ferry_crud')`);
+  if (!rows.some((r) => r['name'] === 'old')) await conn.execute(`ALTER TABLE ferry_crud ADD COLUMN old TEXT`);
+}
 
 export const KV_CRUD_SUPPRESSED = 'crud_suppressed';
 export const KV_HLC = 'hlc';
@@ -52,10 +65,24 @@ export interface CrudEntry {
   readonly id: string;
   /** PUT: every column; PATCH: the changed columns; DELETE: none. int8 beyond 2^53 as bigint. */
   readonly opData?: Record<string, SqliteValue>;
+  /**
+   * The values the row had before the op, for exactly the columns of
+   * `opData` (PowerSync's name; sent as the write API's `old`). Set on
+   * PATCHes queued by an UPDATE; absent on PUT and DELETE, and on ops
+   * queued before the client recorded them. A compacted op carries, per
+   * column, the value from before the first edit it absorbed.
+   */
+  readonly previousValues?: Record<string, SqliteValue>;
   /** Shared by all ops of one local write transaction. */
   readonly transactionId: number;
   /** Hybrid logical clock stamp (`encodeHlc` text; its node is the client id). */
   readonly hlc: string;
+  /**
+   * Per-column stamps overriding `hlc` (the write API's `hlcs`). Only on
+   * compacted ops (see `compactCrud`): each column's stamp is that of the
+   * edit that set it last. Absent when every column has `hlc`.
+   */
+  readonly hlcs?: Record<string, string>;
 }
 
 /**
@@ -119,9 +146,12 @@ function jsonOfColumns(table: ResolvedTable, alias: 'NEW' | 'OLD'): string {
   return sql;
 }
 
-/** NEW's columns minus those equal (same value and type) to OLD's. */
-function changedColumnsJson(table: ResolvedTable): string {
-  let sql = jsonOfColumns(table, 'NEW');
+/**
+ * `alias`'s columns minus those where OLD and NEW are equal (same value and
+ * type): with NEW, the changed values; with OLD, what they were before.
+ */
+function changedColumnsJson(table: ResolvedTable, alias: 'NEW' | 'OLD'): string {
+  let sql = jsonOfColumns(table, alias);
   for (const part of chunks(table.columns)) {
     const paths = part.map((c) => {
       const q = quoteIdentifier(c.name);
@@ -146,9 +176,11 @@ export function crudTriggerSqls(table: ResolvedTable): string[] {
   const del = `INSERT INTO ferry_crud (op, row_type, row_id) VALUES ('DELETE', ${name}, OLD.id);`;
   return [
     `CREATE TRIGGER ${triggerName(table.name, 'insert')} AFTER INSERT ON ${t} WHEN ${enabled} BEGIN ${put('NEW')} END`,
+    // `old` is computed in the outer SELECT: only for updates that changed something.
     `CREATE TRIGGER ${triggerName(table.name, 'update')} AFTER UPDATE ON ${t} WHEN ${enabled} AND OLD.id IS NEW.id BEGIN
-      INSERT INTO ferry_crud (op, row_type, row_id, data)
-      SELECT 'PATCH', ${name}, NEW.id, d FROM (SELECT ${changedColumnsJson(table)} AS d) WHERE d <> '{}';
+      INSERT INTO ferry_crud (op, row_type, row_id, data, old)
+      SELECT 'PATCH', ${name}, NEW.id, d, ${changedColumnsJson(table, 'OLD')}
+      FROM (SELECT ${changedColumnsJson(table, 'NEW')} AS d) WHERE d <> '{}';
     END`,
     // A changed primary key: the old row goes, the new one is put.
     `CREATE TRIGGER ${triggerName(table.name, 'rekey')} AFTER UPDATE ON ${t} WHEN ${enabled} AND OLD.id IS NOT NEW.id BEGIN
@@ -254,7 +286,7 @@ export async function readQueuedOps(
   conn: SqliteConnection,
   which: { limit: number; wholeTransactions?: boolean } | { firstTransaction: true },
 ): Promise<{ entries: CrudEntry[]; haveMore: boolean }> {
-  const columns = `id, tx_id, op, row_type, row_id, data, hlc`;
+  const columns = `id, tx_id, op, row_type, row_id, data, hlc, old`;
   const firstTransaction = `SELECT ${columns} FROM ferry_crud WHERE tx_id IS (SELECT tx_id FROM ferry_crud ORDER BY id LIMIT 1) ORDER BY id`;
   if (!('limit' in which))
     return { entries: (await conn.execute(firstTransaction)).rows.map(toEntry), haveMore: false };
@@ -286,7 +318,12 @@ function toEntry(row: Record<string, unknown>): CrudEntry {
     hlc: String(row['hlc'] ?? ''),
   };
   const data = row['data'];
-  return typeof data === 'string' ? { ...entry, opData: parseRowData(data) } : entry;
+  const old = row['old'];
+  return {
+    ...entry,
+    ...(typeof data === 'string' ? { opData: parseRowData(data) } : {}),
+    ...(typeof old === 'string' ? { previousValues: parseRowData(old) } : {}),
+  };
 }
 
 /**

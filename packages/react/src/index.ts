@@ -6,6 +6,8 @@ export { useSuspenseQuery } from './use-suspense-query.js';
 export { useStatus } from './use-status.js';
 export { useRejections } from './use-rejections.js';
 export type { RejectionsResult } from './use-rejections.js';
+export { useConflicts } from './use-conflicts.js';
+export { useViolations } from './use-violations.js';
 export { tableQuerySql, useTable } from './use-table.js';
 export type { SchemaRow, TableName, TableQuery } from './use-table.js';
 export { queryKey } from './query-key.js';
