@@ -7,7 +7,11 @@
  *   `conflicts: off`. Three rounds.
  * - `upload_apply_tracked_ops_per_s`: the same on a table with conflict
  *   tracking (field stamps stored per row, every op HLC-stamped), rounds
- *   alternating with the untracked ones so both see the same machine.
+ *   alternating with the untracked ones so both see the same machine;
+ *   `upload_apply_tracked_ratio` = tracked / untracked.
+ * - `upload_apply_mixed_*`: the same three with half the ops PATCHes of
+ *   existing rows carrying `old` values (where tracking reads and compares
+ *   the stored stamps).
  * - `a_to_b_p50_ms` / `a_to_b_p95_ms`: two connected Ferry clients of one
  *   user; client A updates one row in a `writeTransaction`, timed until B's
  *   `watch` shows the value (A's upload loop → write API → Postgres →
@@ -54,6 +58,8 @@ const APPLY_OPS = 10_000;
 const APPLY_BATCH_OPS = 1_000;
 const APPLY_TX_OPS = 10;
 const APPLY_ROUNDS = 3;
+/** Rows the mixed workload updates (each once per run). */
+const PATCHED_ROWS = APPLY_OPS / 2;
 const A_TO_B_WRITES = 200;
 const A_TO_B_WARMUP = 10;
 const OFFLINE_WRITES = 10_000;
@@ -81,6 +87,9 @@ export const writePathScenario: Scenario = {
     { name: 'upload_apply_ops_per_s', unit: 'ops/s', target: { op: '>', value: 10_000 } },
     { name: 'upload_apply_tracked_ops_per_s', unit: 'ops/s' },
     { name: 'upload_apply_tracked_ratio', unit: 'ratio', target: { op: '>', value: 0.7 } },
+    { name: 'upload_apply_mixed_ops_per_s', unit: 'ops/s' },
+    { name: 'upload_apply_mixed_tracked_ops_per_s', unit: 'ops/s' },
+    { name: 'upload_apply_mixed_tracked_ratio', unit: 'ratio', target: { op: '>', value: 0.7 } },
     { name: 'a_to_b_p50_ms', unit: 'ms', target: { op: '<', value: 50 } },
     { name: 'a_to_b_p95_ms', unit: 'ms', target: { op: '<', value: 150 } },
     { name: 'offline_10k_drain_ms', unit: 'ms' },
@@ -99,76 +108,111 @@ export const writePathScenario: Scenario = {
       const token = await ctx.token('u1');
 
       // ── apply rate through the write API ────────────────────────────────
-      const rates: number[] = [];
-      const trackedRates: number[] = [];
-      const ratios: number[] = [];
-      for (let run = 0; run < APPLY_ROUNDS * 2; run++) {
-        const round = run >> 1;
-        const tracked = run % 2 === 1;
+      const post = async (body: string): Promise<void> => {
+        const response = await fetch(`${url}/write`, {
+          method: 'POST',
+          headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+          body,
+        });
+        const answer = (await response.json()) as { transactions?: { status: string }[] };
+        if (response.status !== 200 || answer.transactions?.some((t) => t.status !== 'applied')) {
+          throw new Error(`/write answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
+        }
+      };
+      const table = (tracked: boolean) => (tracked ? 'tracked_items' : 'items');
+      const stamp = (tracked: boolean, counter: number) =>
+        tracked ? { hlc: encodeHlc({ wallMs: Date.now(), counter, node: 'bench' }) } : {};
+      const put = (tracked: boolean, n: number, salt: string, counter: number) => ({
+        op: 'PUT',
+        type: table(tracked),
+        id: uuid(n, salt),
+        ...stamp(tracked, counter),
+        data: {
+          list_id: listId('u1', n % 10),
+          title: `Uploaded ${n}`,
+          body: 'x'.repeat(40),
+          done: n % 2,
+          n,
+          created_at: '2025-01-01T00:00:00.000Z',
+        },
+      });
+      // Rows the mixed workload updates, inserted untimed (title `Uploaded m`).
+      for (const tracked of [false, true]) {
+        for (let b = 0; b < PATCHED_ROWS / APPLY_BATCH_OPS; b++) {
+          const ops = Array.from({ length: APPLY_BATCH_OPS }, (_, i) =>
+            put(tracked, b * APPLY_BATCH_OPS + i + 1, 'd', 0),
+          );
+          await post(JSON.stringify({ client_id: 'bench', transactions: [{ id: `base:${tracked}:${b}`, ops }] }));
+        }
+      }
+      const titleOf = (m: number, round: number) => (round < 0 ? `Uploaded ${m}` : `Round ${round} ${m}`);
+
+      /** One timed run: 10,000 ops; `mixed`: every other op a PATCH of an existing row's title (with `old`). */
+      const applyRun = async (tracked: boolean, mixed: boolean, round: number): Promise<number> => {
         const bodies: string[] = [];
+        let patched = 0;
         for (let b = 0; b < APPLY_OPS / APPLY_BATCH_OPS; b++) {
           const transactions = [];
           for (let t = 0; t < APPLY_BATCH_OPS / APPLY_TX_OPS; t++) {
-            const ops = [];
+            const ops: object[] = [];
             for (let o = 0; o < APPLY_TX_OPS; o++) {
               const n = ((round * APPLY_OPS + b * APPLY_BATCH_OPS + t * APPLY_TX_OPS + o) >>> 0) + 1;
-              ops.push({
-                op: 'PUT',
-                type: tracked ? 'tracked_items' : 'items',
-                id: uuid(n, 'a'),
-                ...(tracked ? { hlc: encodeHlc({ wallMs: Date.now(), counter: o, node: 'bench' }) } : {}),
-                data: {
-                  list_id: listId('u1', n % 10),
-                  title: `Uploaded ${n}`,
-                  body: 'x'.repeat(40),
-                  done: n % 2,
-                  n,
-                  created_at: '2025-01-01T00:00:00.000Z',
-                },
-              });
+              if (mixed && o % 2 === 1) {
+                const m = ++patched;
+                ops.push({
+                  op: 'PATCH',
+                  type: table(tracked),
+                  id: uuid(m, 'd'),
+                  ...stamp(tracked, o),
+                  data: { title: titleOf(m, round) },
+                  old: { title: titleOf(m, round - 1) },
+                });
+              } else ops.push(put(tracked, n, mixed ? 'c' : 'a', o));
             }
-            transactions.push({ id: `bench:${tracked ? 't' : 'u'}:${round}:${b}:${t}`, ops });
+            transactions.push({ id: `bench:${tracked ? 't' : 'u'}:${mixed ? 'm' : 'p'}:${round}:${b}:${t}`, ops });
           }
           bodies.push(JSON.stringify({ client_id: 'bench', transactions }));
         }
         const started = performance.now();
-        for (const body of bodies) {
-          const response = await fetch(`${url}/write`, {
-            method: 'POST',
-            headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
-            body,
-          });
-          const answer = (await response.json()) as { transactions?: { status: string }[] };
-          if (response.status !== 200 || answer.transactions?.some((t) => t.status !== 'applied')) {
-            throw new Error(`/write answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
-          }
+        for (const body of bodies) await post(body);
+        return APPLY_OPS / ((performance.now() - started) / 1000);
+      };
+
+      for (const mixed of [false, true]) {
+        const rates: number[] = [];
+        const trackedRates: number[] = [];
+        const ratios: number[] = [];
+        // Untracked and tracked runs alternate, so both see the same machine.
+        for (let round = 0; round < APPLY_ROUNDS; round++) {
+          rates.push(await applyRun(false, mixed, round));
+          trackedRates.push(await applyRun(true, mixed, round));
+          ratios.push(trackedRates.at(-1)! / rates.at(-1)!);
         }
-        const rate = APPLY_OPS / ((performance.now() - started) / 1000);
-        if (tracked) {
-          trackedRates.push(rate);
-          ratios.push(rate / rates.at(-1)!);
-        } else rates.push(rate);
+        const prefix = mixed ? 'upload_apply_mixed' : 'upload_apply';
+        const what = mixed
+          ? `${APPLY_OPS / 2} PUTs + ${APPLY_OPS / 2} PATCHes of existing rows (with old values)`
+          : `${APPLY_OPS} PUTs`;
+        out.add(
+          metric(`${prefix}_ops_per_s`, 'ops/s', rates, {
+            value: median(rates),
+            ...(mixed ? {} : { target: { op: '>', value: 10_000 } }),
+            note: `${what}, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} per transaction, ${APPLY_ROUNDS} rounds, conflicts: off`,
+          }),
+        );
+        out.add(
+          metric(`${prefix}_tracked_ops_per_s`, 'ops/s', trackedRates, {
+            value: median(trackedRates),
+            note: 'the same, HLC-stamped, on a table with conflict tracking (field stamps read, compared, written)',
+          }),
+        );
+        out.add(
+          metric(`${prefix}_tracked_ratio`, 'ratio', ratios, {
+            value: median(ratios),
+            target: { op: '>', value: 0.7 },
+            note: 'tracked / untracked rate of back-to-back runs: tracking must cost under 30%',
+          }),
+        );
       }
-      out.add(
-        metric('upload_apply_ops_per_s', 'ops/s', rates, {
-          value: median(rates),
-          target: { op: '>', value: 10_000 },
-          note: `${APPLY_OPS} PUTs, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} ops per transaction, ${APPLY_ROUNDS} rounds, conflicts: off`,
-        }),
-      );
-      out.add(
-        metric('upload_apply_tracked_ops_per_s', 'ops/s', trackedRates, {
-          value: median(trackedRates),
-          note: 'same PUTs, HLC-stamped, on a table with conflict tracking (field stamps per row)',
-        }),
-      );
-      out.add(
-        metric('upload_apply_tracked_ratio', 'ratio', ratios, {
-          value: median(ratios),
-          target: { op: '>', value: 0.7 },
-          note: 'tracked / untracked rate of back-to-back rounds: tracking must cost under 30%',
-        }),
-      );
 
       // ── A → B ───────────────────────────────────────────────────────────
       const dir = await ctx.tempDir('write');

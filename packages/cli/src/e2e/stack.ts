@@ -222,6 +222,8 @@ export async function startServiceFixture(
     writeRules?: string;
     port?: number;
     beforeService?: (url: string) => Promise<void>;
+    /** More `write_rules` keys (e.g. `hooks`, a file it writes into the fixture's dir). */
+    writeRulesExtra?: (dir: string) => Promise<Record<string, unknown>>;
   },
 ): Promise<ServiceFixture> {
   const url = await createTestDatabase(options.database);
@@ -230,6 +232,7 @@ export async function startServiceFixture(
   await options.beforeService?.(url);
   const dir = await tempDir(cleanup);
   const keys = await createTestKeys(dir);
+  const writeRulesExtra = await options.writeRulesExtra?.(dir);
   const fixture: ServiceFixture = {
     url,
     dir,
@@ -240,6 +243,9 @@ export async function startServiceFixture(
       keys,
       ...(options.writeRules === undefined ? {} : { writeRules: options.writeRules }),
       ...(options.port === undefined ? {} : { port: options.port }),
+      ...(writeRulesExtra === undefined
+        ? {}
+        : { extra: { write_rules: { content: options.writeRules, ...writeRulesExtra } } }),
     }),
   };
   cleanup.add(() => fixture.service.stop());
@@ -372,11 +378,18 @@ export async function openClient(options: {
   path?: string;
   /** The connector to use (e.g. one that uploads); default: credentials only, no uploads. */
   connector?: FerryConnector;
+  /** The client's wall clock (default Date.now). */
+  now?: () => number;
 }): Promise<TestClient> {
   const file =
     options.path ?? path.join(options.dir, `${options.name ?? 'client'}-${Math.random().toString(36).slice(2)}.db`);
   const traffic = new SyncTraffic();
-  const db = await openFerryDatabase({ path: file, schema: options.schema, fetch: traffic.fetch });
+  const db = await openFerryDatabase({
+    path: file,
+    schema: options.schema,
+    fetch: traffic.fetch,
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
   options.cleanup.add(() => db.close());
   let requests = 0;
   const connector: FerryConnector = options.connector ?? {
