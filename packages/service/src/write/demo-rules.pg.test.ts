@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createTestDatabase, sql } from '@ferry/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tx } from './testing.js';
@@ -14,8 +14,8 @@ let api: WriteApi;
 
 beforeAll(async () => {
   url = await createTestDatabase('ferry_demo_rules');
-  for (const migration of ['001_tasks.sql', '002_seed.sql', '003_projects_board.sql'])
-    await sql(url, await readFile(demo(`migrations/${migration}`), 'utf8'));
+  const migrations = (await readdir(demo('migrations'))).filter((f) => f.endsWith('.sql')).sort();
+  for (const migration of migrations) await sql(url, await readFile(demo(`migrations/${migration}`), 'utf8'));
   const rules = await compileWriteRules(await readFile(demo('write-rules.yaml'), 'utf8'), {
     file: 'apps/tasks/write-rules.yaml',
   });

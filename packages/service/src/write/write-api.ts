@@ -830,7 +830,8 @@ export class WriteApi {
         }
         const tracked = isTracked(op.table);
         for (const [name, text] of op.values) {
-          if ((tracked || isProtected(op.table, name)) && !row.has(name)) row.set(name, text);
+          // Tracked tables: an update's values too, to tell an unchanged value from a conflicting one.
+          if (((tracked && op.kind === 'PATCH') || isProtected(op.table, name)) && !row.has(name)) row.set(name, text);
         }
         if (tracked) {
           const olds = entry.olds.get(op.id)!;
