@@ -74,6 +74,30 @@ describe('upload loop', () => {
     expect(t.db.currentStatus.pendingCount).toBe(0);
   });
 
+  it('acknowledges uploaded ops whose write checkpoint the stream echoed before the client recorded it', async () => {
+    await using t = await openTestDb();
+    const server = new FakeBuckets();
+    const g = server.bucket('g[]');
+    g.put('todos', 'a', { title: 'server' });
+    const connector = new ScriptedConnector();
+    await t.db.connect(connector, fast);
+    const stream = await t.service.nextStream();
+    await syncTo(t, server, stream, [server.checkpoint(), g.data()]);
+
+    // The upload is applied, but loses to a concurrent edit on the server: the row is 'winner' there.
+    // The service covers the write checkpoint at once and the stream echoes it before the client has
+    // even received the checkpoint's id.
+    t.service.beforeWriteCheckpointAnswer = async (id) => {
+      g.put('todos', 'a', { title: 'winner' });
+      await syncTo(t, server, stream, [server.diff(['g[]'], String(id)), g.data()]);
+    };
+    await t.db.execute(`UPDATE todos SET title = 'mine' WHERE id = 'a'`);
+    await eventually(() => t.service.writeCheckpointRequests.length === 1);
+    // The overlay lets the op go (without waiting for a later write checkpoint) and the row shows the server.
+    await eventually(async () => (await t.db.getAll(`SELECT 1 FROM ferry_overlay`)).length === 0);
+    expect(await t.db.getAll(`SELECT title FROM todos WHERE id = 'a'`)).toEqual([{ title: 'winner' }]);
+  });
+
   it('uploadData that settles nothing counts as a failure and is retried', async () => {
     await using t = await openTestDb();
     let lazy = true;

@@ -1,7 +1,13 @@
 import { FerryError, normalizeChecksum, type BucketChecksum } from '@ferry/protocol';
 import type { SqliteConnection } from './driver.js';
 import { OPLOG_ROW_INDEX_DDL } from './internal-tables.js';
-import { acknowledgeOverlay, hasLocalOps, markLocalRowsDirty, replayLocalOps } from './overlay.js';
+import {
+  acknowledgeOverlay,
+  hasLocalOps,
+  markLocalRowsDirty,
+  recordAckedWriteCheckpoint,
+  replayLocalOps,
+} from './overlay.js';
 import { quoteIdentifier, type ResolvedTable } from './schema.js';
 
 /** A bucket the client holds and where to resume it. */
@@ -273,6 +279,7 @@ export class BucketStore {
     options: { writeCheckpoint?: string | null } = {},
   ): Promise<Set<string>> {
     let local = await hasLocalOps(conn);
+    if (options.writeCheckpoint != null) await recordAckedWriteCheckpoint(conn, options.writeCheckpoint);
     if (local && options.writeCheckpoint != null) {
       if ((await acknowledgeOverlay(conn, options.writeCheckpoint)) > 0) local = await hasLocalOps(conn);
     }

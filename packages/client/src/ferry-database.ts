@@ -14,12 +14,14 @@ import {
 } from './conflicts.js';
 import type { FerryConnector } from './connector.js';
 import {
+  KV_ACKED_WRITE_CHECKPOINT,
   moveToOverlay,
   OVERLAY_TABLE_DDL,
   overlayAwaitingCheckpoint,
   rebuildRows,
   rowsWithLocalOps,
   setOverlayCheckpoint,
+  takeAcknowledgedOverlay,
 } from './overlay.js';
 import {
   clearRejections,
@@ -421,8 +423,13 @@ export class FerryDatabase {
       withCrudSuppressed(conn, async () => {
         await moveToOverlay(conn, applied, options.writeCheckpoint ?? null);
         let changed = new Set<string>();
+        if (options.writeCheckpoint !== undefined) {
+          changed = await rebuildRows(conn, synced, await takeAcknowledgedOverlay(conn));
+        }
         if (rejected.length > 0) {
-          changed = await rebuildRows(conn, synced, await recordRejections(conn, rejected, now));
+          for (const table of await rebuildRows(conn, synced, await recordRejections(conn, rejected, now))) {
+            changed.add(table);
+          }
           changed.add(REJECTIONS_TABLE);
         }
         return { queue: await queueSummary(conn), changed };
@@ -834,7 +841,11 @@ export class FerryDatabase {
       await conn.execute(`DELETE FROM ferry_overlay`);
       await conn.execute(`DELETE FROM ferry_rejections`);
       await this.store.clear(conn);
-      await conn.execute(`DELETE FROM ferry_kv WHERE key IN (?, ?)`, [KV_CLIENT_ID, KV_LAST_SYNCED_AT]);
+      await conn.execute(`DELETE FROM ferry_kv WHERE key IN (?, ?, ?)`, [
+        KV_CLIENT_ID,
+        KV_LAST_SYNCED_AT,
+        KV_ACKED_WRITE_CHECKPOINT,
+      ]);
     });
     this.cachedClientId = null;
     this.queueShown = ++this.queueSeq;
@@ -925,7 +936,16 @@ export class FerryDatabase {
         });
       },
       setWriteCheckpoint: async (throughId, writeCheckpoint) => {
-        await this.writeLocked((conn) => setOverlayCheckpoint(conn, throughId, writeCheckpoint));
+        const synced = this.tables.filter((t) => !t.localOnly);
+        const changed = await this.writeLocked(async (conn) => {
+          await setOverlayCheckpoint(conn, throughId, writeCheckpoint);
+          // The stream may have echoed this write checkpoint already (it was covered at once).
+          const acked = await takeAcknowledgedOverlay(conn);
+          return acked.length === 0
+            ? new Set<string>()
+            : withCrudSuppressed(conn, () => rebuildRows(conn, synced, acked));
+        });
+        if (changed.size > 0) this.committed(changed);
       },
       upload: upload === undefined ? null : (signal) => upload.call(connector, this, { signal }),
     };

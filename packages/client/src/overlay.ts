@@ -92,6 +92,39 @@ export async function setOverlayCheckpoint(
   return result.rowsAffected;
 }
 
+/** `ferry_kv` key of the highest write checkpoint a checkpoint applied so far has carried. */
+export const KV_ACKED_WRITE_CHECKPOINT = 'acked_write_checkpoint';
+
+/**
+ * Remembers that an applied checkpoint carried `writeCheckpoint` (keeping
+ * the highest). An upload's write checkpoint can be covered, and echoed by
+ * the stream, before the client has recorded it on its overlay ops; this is
+ * how {@link takeAcknowledgedOverlay} still lets those ops go.
+ */
+export async function recordAckedWriteCheckpoint(conn: SqliteConnection, writeCheckpoint: string): Promise<void> {
+  if (!/^\d{1,19}$/.test(writeCheckpoint)) return;
+  await conn.execute(
+    `INSERT INTO ferry_kv (key, value) VALUES (?1, ?2)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value
+     WHERE CAST(excluded.value AS INTEGER) > CAST(ferry_kv.value AS INTEGER)`,
+    [KV_ACKED_WRITE_CHECKPOINT, writeCheckpoint],
+  );
+}
+
+/**
+ * Removes the overlay ops whose write checkpoint an already applied
+ * checkpoint covered (see {@link recordAckedWriteCheckpoint}) and returns
+ * their rows, which the caller rebuilds from server state.
+ */
+export async function takeAcknowledgedOverlay(conn: SqliteConnection): Promise<RowRef[]> {
+  const acked = `write_checkpoint IS NOT NULL AND CAST(write_checkpoint AS INTEGER) <=
+    (SELECT CAST(value AS INTEGER) FROM ferry_kv WHERE key = '${KV_ACKED_WRITE_CHECKPOINT}')`;
+  const { rows } = await conn.execute(`SELECT DISTINCT row_type, row_id FROM ferry_overlay WHERE ${acked}`);
+  if (rows.length === 0) return [];
+  await conn.execute(`DELETE FROM ferry_overlay WHERE ${acked}`);
+  return rows.map((row) => ({ type: String(row['row_type']), id: String(row['row_id']) }));
+}
+
 /**
  * Ops acknowledged by a checkpoint carrying `writeCheckpoint` (their write
  * checkpoint is at or below it, compared as integers) leave the overlay;

@@ -66,6 +66,8 @@ export class FakeSyncService {
   writeHandler: WriteHandler | null = null;
   /** The last write checkpoint handed out; each request gets the next one. */
   lastWriteCheckpoint = 0n;
+  /** Runs before a write checkpoint is answered (e.g. to have the stream echo it first). */
+  beforeWriteCheckpointAnswer: ((id: bigint) => Promise<void>) | null = null;
   private readonly writeCheckpointResponders: Responder[] = [];
   private readonly responders: Responder[] = [];
   private readonly streamWaiters: ((stream: FakeStream) => void)[] = [];
@@ -101,7 +103,9 @@ export class FakeSyncService {
       if (scripted?.kind === 'network-error') throw new TypeError('fetch failed');
       if (scripted?.kind === 'status') return new Response(scripted.body, { status: scripted.status });
       this.lastWriteCheckpoint++;
-      return Response.json({ data: { write_checkpoint: String(this.lastWriteCheckpoint) } });
+      const id = this.lastWriteCheckpoint;
+      await this.beforeWriteCheckpointAnswer?.(id);
+      return Response.json({ data: { write_checkpoint: String(id) } });
     }
     if (path === '/write') {
       if (init?.signal?.aborted === true) throw new DOMException('aborted', 'AbortError');
