@@ -117,6 +117,11 @@ function patch(id: string, data: Record<string, unknown>, old: Record<string, un
   return { op: 'PATCH' as const, type: 'tasks', id, data: data as never, old: old as never, hlc };
 }
 
+/** Applies one PATCH as `client` and expects it applied. */
+async function edit(client: typeof ALICE, ...args: Parameters<typeof patch>) {
+  return applied((await api.apply([tx([patch(...args)])], client)).transactions[0]);
+}
+
 function applied(result: WriteTransactionResult | undefined) {
   expect(result?.status).toBe('applied');
   return result!;
@@ -127,14 +132,8 @@ describe('field-level merge by clock', () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
     // B edits online at t0+5s; A edited offline at t0+1s, uploads after.
-    applied(
-      (await api.apply([tx([patch(id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
-    const late = applied(
-      (await api.apply([tx([patch(id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'));
+    const late = await edit(ALICE, id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'));
     expect((await task(id))['title']).toBe('B');
     const [conflict, ...more] = await conflictsOf(id);
     expect(more).toEqual([]);
@@ -159,14 +158,8 @@ describe('field-level merge by clock', () => {
   it('the higher clock wins whatever the arrival order; the overwritten value is recorded', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
-    applied(
-      (await api.apply([tx([patch(id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
+    await edit(ALICE, id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'));
+    await edit(BOB, id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'));
     expect((await task(id))['title']).toBe('B');
     expect(await conflictsOf(id)).toMatchObject([
       { column_name: 'title', winner_value: '"B"', loser_value: '"A"', loser_user_id: 'alice', winner_user_id: 'bob' },
@@ -176,28 +169,16 @@ describe('field-level merge by clock', () => {
   it('equal wall times are ordered by counter, then node, deterministically', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { title: 'Z' }, { title: 'seed' }, stamp(t0 + 2000, 'client-z'))])], BOB))
-        .transactions[0],
-    );
-    applied(
-      (await api.apply([tx([patch(id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 2000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'Z' }, { title: 'seed' }, stamp(t0 + 2000, 'client-z'));
+    await edit(ALICE, id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 2000, 'client-a'));
     expect((await task(id))['title']).toBe('Z');
   });
 
   it('edits of different fields of one row both survive, with no conflict', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
-    applied(
-      (await api.apply([tx([patch(id, { done: 1 }, { done: 0 }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'));
+    await edit(ALICE, id, { done: 1 }, { done: 0 }, stamp(t0 + 1000, 'client-a'));
     expect(await task(id)).toMatchObject({ title: 'B', done: true });
     expect(await conflictsOf(id)).toEqual([]);
   });
@@ -205,25 +186,16 @@ describe('field-level merge by clock', () => {
   it('an edit made after seeing the current value applies even with a lower clock, and stamps keep growing', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'));
     // A's clock is behind, but A saw 'B'.
-    applied(
-      (await api.apply([tx([patch(id, { title: 'A2' }, { title: 'B' }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(ALICE, id, { title: 'A2' }, { title: 'B' }, stamp(t0 + 1000, 'client-a'));
     expect((await task(id))['title']).toBe('A2');
     expect(await conflictsOf(id)).toEqual([]);
     const { rows } = await sql(url, `SELECT clocks FROM ferry.field_clocks WHERE row_id = $1`, [id]);
     const [title] = rows[0].clocks.title as [string, string];
     expect(title > stamp(t0 + 5000, 'client-b')).toBe(true);
     // A concurrent edit stamped between the two now loses: the field's stamp moved past B's.
-    applied(
-      (await api.apply([tx([patch(id, { title: 'C' }, { title: 'seed' }, stamp(t0 + 5000, 'client-c'))])], BOB))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'C' }, { title: 'seed' }, stamp(t0 + 5000, 'client-c'));
     expect((await task(id))['title']).toBe('A2');
   });
 
@@ -240,17 +212,11 @@ describe('field-level merge by clock', () => {
       ).transactions[0],
     );
     // Within the bound, a concurrent honest edit still loses to it...
-    applied(
-      (await api.apply([tx([patch(id, { title: 'early' }, { title: 'seed' }, stamp(t0 + 30_000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'early' }, { title: 'seed' }, stamp(t0 + 30_000, 'client-b'));
     expect((await task(id))['title']).toBe('fast');
     // ...but a concurrent edit made two minutes later wins (without the bound F would win for an hour).
     clock = t0 + 120_000;
-    applied(
-      (await api.apply([tx([patch(id, { title: 'later' }, { title: 'seed' }, stamp(t0 + 120_000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'later' }, { title: 'seed' }, stamp(t0 + 120_000, 'client-b'));
     expect((await task(id))['title']).toBe('later');
     const lost = await conflictsOf(id);
     expect(lost.map((c) => c['loser_value'])).toEqual(['"early"', '"fast"']);
@@ -264,10 +230,7 @@ describe('field-level merge by clock', () => {
       (await api.apply([tx([{ op: 'DELETE', type: 'tasks', id, hlc: stamp(t0 + 5000, 'client-b') }])], BOB))
         .transactions[0],
     );
-    applied(
-      (await api.apply([tx([patch(id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(ALICE, id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'));
     expect(await task(id)).toBeUndefined();
     expect(await conflictsOf(id)).toMatchObject([
       { column_name: 'title', policy: 'deleted', winner_value: null, loser_value: '"A"', winner_user_id: 'bob' },
@@ -277,10 +240,7 @@ describe('field-level merge by clock', () => {
   it('a resent transaction records its conflict once', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'B' }, { title: 'seed' }, stamp(t0 + 5000, 'client-b'));
     const same = tx([patch(id, { title: 'A' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'))]);
     const first = applied((await api.apply([same], ALICE)).transactions[0]);
     const again = applied((await api.apply([same], ALICE)).transactions[0]);
@@ -335,35 +295,20 @@ describe('policies', () => {
   it('server_wins keeps the stored value of a concurrent write and records the other', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { position: 2 }, { position: 1 }, stamp(t0 + 1000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
-    applied(
-      (await api.apply([tx([patch(id, { position: 3 }, { position: 1 }, stamp(t0 + 5000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(BOB, id, { position: 2 }, { position: 1 }, stamp(t0 + 1000, 'client-b'));
+    await edit(ALICE, id, { position: 3 }, { position: 1 }, stamp(t0 + 5000, 'client-a'));
     expect(Number((await task(id))['position'])).toBe(2);
     expect(await conflictsOf(id)).toMatchObject([{ column_name: 'position', policy: 'server_wins', loser_value: '3' }]);
     // Not concurrent (A saw 2): applies.
-    applied(
-      (await api.apply([tx([patch(id, { position: 4 }, { position: 2 }, stamp(t0 + 6000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(ALICE, id, { position: 4 }, { position: 2 }, stamp(t0 + 6000, 'client-a'));
     expect(Number((await task(id))['position'])).toBe(4);
   });
 
   it('client_wins takes the arriving value and records the overwritten one', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { note: 'b' }, { note: 'n0' }, stamp(t0 + 5000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
-    applied(
-      (await api.apply([tx([patch(id, { note: 'a' }, { note: 'n0' }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(BOB, id, { note: 'b' }, { note: 'n0' }, stamp(t0 + 5000, 'client-b'));
+    await edit(ALICE, id, { note: 'a' }, { note: 'n0' }, stamp(t0 + 1000, 'client-a'));
     expect((await task(id))['note']).toBe('a');
     expect(await conflictsOf(id)).toMatchObject([
       { column_name: 'note', policy: 'client_wins', winner_value: '"a"', loser_value: '"b"', loser_user_id: 'bob' },
@@ -373,14 +318,8 @@ describe('policies', () => {
   it('a merge function (add) combines concurrent counter increments', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);
-    applied(
-      (await api.apply([tx([patch(id, { edits: 13 }, { edits: 10 }, stamp(t0 + 1000, 'client-b'))])], BOB))
-        .transactions[0],
-    );
-    applied(
-      (await api.apply([tx([patch(id, { edits: 15 }, { edits: 10 }, stamp(t0 + 5000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(BOB, id, { edits: 13 }, { edits: 10 }, stamp(t0 + 1000, 'client-b'));
+    await edit(ALICE, id, { edits: 15 }, { edits: 10 }, stamp(t0 + 5000, 'client-a'));
     expect((await task(id))['edits']).toBe(18);
     expect(await conflictsOf(id)).toEqual([]);
   });
@@ -420,17 +359,11 @@ describe('writes made outside Ferry', () => {
     const { rows } = await sql(url, `SELECT clocks FROM ferry.field_clocks WHERE row_id = $1`, [id]);
     expect(Object.keys(rows[0].clocks)).toEqual(['title']);
     // A client edit made before that (offline) loses...
-    applied(
-      (await api.apply([tx([patch(id, { title: 'older' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'))])], ALICE))
-        .transactions[0],
-    );
+    await edit(ALICE, id, { title: 'older' }, { title: 'seed' }, stamp(t0 + 1000, 'client-a'));
     expect((await task(id))['title']).toBe('backend');
     // ...one made after it (without having seen it) wins.
     clock = Date.now() + 5000;
-    applied(
-      (await api.apply([tx([patch(id, { title: 'newer' }, { title: 'seed' }, stamp(clock, 'client-b'))])], BOB))
-        .transactions[0],
-    );
+    await edit(BOB, id, { title: 'newer' }, { title: 'seed' }, stamp(clock, 'client-b'));
     expect((await task(id))['title']).toBe('newer');
     expect((await conflictsOf(id)).map((c) => [c['loser_value'], c['winner_user_id'], c['loser_user_id']])).toEqual([
       ['"older"', null, 'alice'],

@@ -635,20 +635,8 @@ export class WriteApi {
     results: (WriteTransactionResult | undefined)[],
   ): Promise<PreparedTx | null> {
     let pending = round;
-    if (round.length === 1 && round[0]!.hooked) {
-      // Validation hooks run after each op's write: one statement per op.
-      const tx = round[0]!;
-      const outcome = await this.sequentialTx(conn, tx, client);
-      if (outcome === 'retry') {
-        results[tx.position] = retryResult(
-          tx,
-          'the database asked to retry (lock timeout, deadlock or serialization failure)',
-        );
-        return tx;
-      }
-      results[tx.position] = outcome;
-      return null;
-    }
+    // Validation hooks run after each op's write: one statement per op.
+    if (round.length === 1 && round[0]!.hooked) return this.oneByOne(conn, round, client, results);
     for (;;) {
       await conn.query('SAVEPOINT ferry_round');
       try {
@@ -693,19 +681,29 @@ export class WriteApi {
         await this.rollbackTo(conn, 'ferry_round');
       }
       // Postgres refused something: replay one transaction at a time to find it.
-      for (const tx of pending) {
-        const outcome = await this.sequentialTx(conn, tx, client);
-        if (outcome === 'retry') {
-          results[tx.position] = retryResult(
-            tx,
-            'the database asked to retry (lock timeout, deadlock or serialization failure)',
-          );
-          return tx;
-        }
-        results[tx.position] = outcome;
-      }
-      return null;
+      return this.oneByOne(conn, pending, client, results);
     }
+  }
+
+  /** Applies transactions one at a time; returns the one that answered `retry` (later ones must too), or null. */
+  private async oneByOne(
+    conn: pg.PoolClient,
+    txs: PreparedTx[],
+    client: WriteClient,
+    results: (WriteTransactionResult | undefined)[],
+  ): Promise<PreparedTx | null> {
+    for (const tx of txs) {
+      const outcome = await this.sequentialTx(conn, tx, client);
+      if (outcome === 'retry') {
+        results[tx.position] = retryResult(
+          tx,
+          'the database asked to retry (lock timeout, deadlock or serialization failure)',
+        );
+        return tx;
+      }
+      results[tx.position] = outcome;
+    }
+    return null;
   }
 
   private async rollbackTo(conn: pg.PoolClient, savepoint: string): Promise<void> {
