@@ -212,6 +212,8 @@ export class FerryService {
         if (this.writeApi !== null && this.config.writeRules !== null) {
           const pruned = await this.writeApi.pruneIdempotencyKeys(this.config.writeRules.idempotencyRetentionHours);
           if (pruned > 0) this.logger.info({ pruned }, 'forgot idempotency keys past their retention');
+          const tombstones = await this.writeApi.pruneTombstones(this.config.writeRules.idempotencyRetentionHours);
+          if (tombstones > 0) this.logger.info({ tombstones }, 'forgot delete tombstones past the retention');
         }
       } catch (error) {
         this.logger.warn({ err: error }, 'compaction failed; it will run again');

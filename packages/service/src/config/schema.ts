@@ -94,7 +94,7 @@ export const writeRulesSchema = z
       .default(24 * 30)
       .meta({
         description:
-          'How long applied transactions are remembered by idempotency key. A client resending a transaction after this (its answer lost, then offline that long) would have it applied again.',
+          'How long applied transactions are remembered by idempotency key, and deleted rows by their tombstone. A client resending a transaction after this (its answer lost, then offline that long) would have it applied again; an edit of a row deleted longer ago is dropped instead of kept as a conflict.',
       }),
     hooks: nonEmpty('a file path').optional().meta({
       description:

@@ -237,6 +237,26 @@ describe('field-level merge by clock', () => {
     ]);
   });
 
+  it('delete tombstones are kept for the retention, then forgotten', async () => {
+    const t0 = clock - 10_000;
+    const id = await seedTask(t0);
+    applied(
+      (await api.apply([tx([{ op: 'DELETE', type: 'tasks', id, hlc: stamp(t0 + 1000, 'client-b') }])], BOB))
+        .transactions[0],
+    );
+    const tombstone = `SELECT count(*)::int AS n FROM ferry.field_clocks WHERE row_id = $1 AND deleted_hlc IS NOT NULL`;
+    expect(await api.pruneTombstones(1)).toBe(0);
+    expect((await sql(url, tombstone, [id])).rows[0].n).toBe(1);
+    const saved = clock;
+    clock += 2 * 3_600_000;
+    try {
+      expect(await api.pruneTombstones(1)).toBeGreaterThanOrEqual(1);
+    } finally {
+      clock = saved;
+    }
+    expect((await sql(url, tombstone, [id])).rows[0].n).toBe(0);
+  });
+
   it('a resent transaction records its conflict once', async () => {
     const t0 = clock - 10_000;
     const id = await seedTask(t0);

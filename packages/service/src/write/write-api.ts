@@ -361,6 +361,25 @@ export class WriteApi {
     return result.rowCount ?? 0;
   }
 
+  /**
+   * Forgets delete tombstones older than `olderThanHours`: a client edit of
+   * such a row arriving later (offline that long) no longer becomes a
+   * `deleted` conflict; it is dropped like an edit of a row that never
+   * existed. Returns how many went.
+   */
+  async pruneTombstones(olderThanHours: number): Promise<number> {
+    const cutoff = encodeHlc({
+      wallMs: Math.max(0, this.now() - Math.max(0, Math.floor(olderThanHours)) * 3_600_000),
+      counter: 0,
+      node: '',
+    });
+    const result = await this.pool.query(
+      `DELETE FROM ${this.fieldClocks} WHERE row_hlc IS NULL AND clocks = '{}' AND deleted_hlc < $1`,
+      [cutoff],
+    );
+    return result.rowCount ?? 0;
+  }
+
   /** Ends the pool (unless it was passed in). */
   async close(): Promise<void> {
     if (this.ownsPool) await this.pool.end().catch(() => {});
