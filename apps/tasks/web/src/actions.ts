@@ -1,6 +1,6 @@
 // Every change the board makes: plain SQL on local SQLite. Ferry queues each
 // one for upload; the lists (useQuery) update from the same local tables.
-import type { FerryDatabase } from '@ferry/client';
+import type { ConflictResolution, FerryDatabase } from '@ferry/client';
 import type { Status } from './schema';
 
 const now = (): string => new Date().toISOString();
@@ -69,4 +69,41 @@ export async function addProject(db: FerryDatabase, workspaceId: string, name: s
  */
 export async function renameWorkspace(db: FerryDatabase, id: string, name: string): Promise<void> {
   await db.execute(`UPDATE workspaces SET name = ? WHERE id = ?`, [name, id]);
+}
+
+/**
+ * Books a room slot. Nothing stops two people booking the same slot while
+ * offline: the server keeps both and its `bookings` hook flags them (a row
+ * of `ferry_violations` that syncs back to both).
+ */
+export async function addBooking(
+  db: FerryDatabase,
+  booking: { workspaceId: string; roomId: string; day: string; slot: string; title: string; bookedBy: string },
+): Promise<string> {
+  const id = crypto.randomUUID();
+  await db.execute(
+    `INSERT INTO bookings (id, workspace_id, room_id, day, slot, title, booked_by, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    [id, booking.workspaceId, booking.roomId, booking.day, booking.slot, booking.title, booking.bookedBy, now()],
+  );
+  return id;
+}
+
+/** Moves a booking to another slot of its room and day: the server re-checks it and clears a double booking. */
+export async function moveBooking(db: FerryDatabase, id: string, slot: string): Promise<void> {
+  await db.execute(`UPDATE bookings SET slot = ? WHERE id = ?`, [slot, id]);
+}
+
+export async function cancelBooking(db: FerryDatabase, id: string): Promise<void> {
+  await db.execute(`DELETE FROM bookings WHERE id = ?`, [id]);
+}
+
+/**
+ * Settles a conflict the server recorded (a value that lost a concurrent
+ * edit): one local transaction that deletes the `ferry_conflicts` row (the
+ * write rules let workspace members do that) and, for `lost` or a new
+ * value, writes the field. Both upload like any other change.
+ */
+export async function resolveConflict(db: FerryDatabase, id: string, resolution: ConflictResolution): Promise<void> {
+  await db.resolveConflict(id, resolution);
 }

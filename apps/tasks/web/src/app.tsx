@@ -112,7 +112,7 @@ function SignedIn({ user }: { user: string }) {
   return (
     <>
       <Rejections />
-      <Board />
+      <Board user={user} />
     </>
   );
 }

@@ -1,6 +1,8 @@
-import { useFerry, useQuery } from '@ferry/react';
+import { useConflicts, useFerry, useQuery } from '@ferry/react';
 import { useState, type FormEvent } from 'react';
 import { addProject, addTask, renameWorkspace } from './actions';
+import { ConflictsPanel } from './conflicts';
+import { RoomsView } from './rooms';
 import { COLUMNS } from './schema';
 import { TaskCard, type BoardTask } from './task-card';
 
@@ -11,7 +13,7 @@ interface WorkspaceRow {
 }
 
 /** The signed-in user's workspaces (whatever sync put in local SQLite) and the chosen one's board. */
-export function Board() {
+export function Board({ user }: { user: string }) {
   const { data: workspaces } = useQuery<WorkspaceRow>(
     `SELECT w.id, w.name, (SELECT count(*) FROM tasks t WHERE t.workspace_id = w.id) AS tasks
        FROM workspaces w ORDER BY w.name, w.id`,
@@ -47,7 +49,9 @@ export function Board() {
           ))}
         </ul>
       </nav>
-      {current !== undefined && <WorkspaceBoard key={current.id} workspaceId={current.id} name={current.name ?? ''} />}
+      {current !== undefined && (
+        <WorkspaceBoard key={current.id} workspaceId={current.id} name={current.name ?? ''} user={user} />
+      )}
     </div>
   );
 }
@@ -62,8 +66,11 @@ interface MemberRow {
   role: string | null;
 }
 
-function WorkspaceBoard({ workspaceId, name }: { workspaceId: string; name: string }) {
+type View = 'tasks' | 'rooms';
+
+function WorkspaceBoard({ workspaceId, name, user }: { workspaceId: string; name: string; user: string }) {
   const db = useFerry();
+  const [view, setView] = useState<View>('tasks');
   const [projectId, setProjectId] = useState<string | null>(null);
   const { data: projects } = useQuery<ProjectRow>(
     `SELECT id, name FROM projects WHERE workspace_id = ? ORDER BY position, name`,
@@ -81,6 +88,13 @@ function WorkspaceBoard({ workspaceId, name }: { workspaceId: string; name: stri
       ORDER BY t.position, t.created_at, t.id`,
     [workspaceId, project?.id ?? null],
   );
+  // Unresolved conflicts of this workspace (their scope is its id), and which tasks they are about.
+  const { data: allConflicts } = useConflicts();
+  const conflicts = allConflicts.filter((c) => c.scope === workspaceId);
+  const conflictsByTask = new Map<string, string[]>();
+  for (const c of conflicts) {
+    if (c.table === 'tasks') conflictsByTask.set(c.rowId, [...(conflictsByTask.get(c.rowId) ?? []), c.id]);
+  }
 
   return (
     <section className="workspace" aria-labelledby="workspace-title" data-testid="board">
@@ -89,62 +103,83 @@ function WorkspaceBoard({ workspaceId, name }: { workspaceId: string; name: stri
         <p className="members" data-testid="members">
           Members: {members.map((m) => `${m.user_id ?? ''}${m.role === 'owner' ? ' (owner)' : ''}`).join(', ')}
         </p>
+        <div className="view-switch" role="group" aria-label="View">
+          {(['tasks', 'rooms'] as const).map((v) => (
+            <button type="button" key={v} aria-pressed={view === v} onClick={() => setView(v)}>
+              {v === 'tasks' ? 'Tasks' : 'Rooms'}
+            </button>
+          ))}
+        </div>
       </header>
-      <div className="projects" role="group" aria-label="Projects">
-        <button type="button" aria-pressed={project === null} onClick={() => setProjectId(null)}>
-          All projects
-        </button>
-        {projects.map((p) => (
-          <button
-            type="button"
-            key={p.id}
-            aria-pressed={project?.id === p.id}
-            data-testid="project"
-            onClick={() => setProjectId(p.id)}
-          >
-            {p.name}
-          </button>
-        ))}
-        <TextForm
-          label="New project name"
-          submit="Add project"
-          onSubmit={async (value) => setProjectId(await addProject(db, workspaceId, value))}
-        />
-      </div>
-      <div className="columns">
-        {COLUMNS.map((column) => {
-          const inColumn = tasks.filter((t) => t.status === column.status);
-          return (
-            <section
-              key={column.status}
-              className="column"
-              data-testid={`column-${column.status}`}
-              aria-labelledby={`column-${column.status}-title`}
-            >
-              <h3 id={`column-${column.status}-title`}>
-                {column.title} <span className="count">{inColumn.length}</span>
-              </h3>
-              <ul>
-                {inColumn.map((task) => (
-                  <TaskCard key={task.id} task={task} showProject={project === null} />
-                ))}
-              </ul>
-              {column.status === 'todo' && (
-                <TextForm
-                  label="New task title"
-                  submit="Add task"
-                  onSubmit={async (title) => {
-                    await addTask(db, { workspaceId, projectId: project?.id ?? projects[0]?.id ?? null, title });
-                  }}
-                />
-              )}
-            </section>
-          );
-        })}
-      </div>
+      <ConflictsPanel workspaceId={workspaceId} conflicts={conflicts} user={user} />
+      {view === 'rooms' ? (
+        <RoomsView workspaceId={workspaceId} user={user} />
+      ) : (
+        <>
+          <div className="projects" role="group" aria-label="Projects">
+            <button type="button" aria-pressed={project === null} onClick={() => setProjectId(null)}>
+              All projects
+            </button>
+            {projects.map((p) => (
+              <button
+                type="button"
+                key={p.id}
+                aria-pressed={project?.id === p.id}
+                data-testid="project"
+                onClick={() => setProjectId(p.id)}
+              >
+                {p.name}
+              </button>
+            ))}
+            <TextForm
+              label="New project name"
+              submit="Add project"
+              onSubmit={async (value) => setProjectId(await addProject(db, workspaceId, value))}
+            />
+          </div>
+          <div className="columns">
+            {COLUMNS.map((column) => {
+              const inColumn = tasks.filter((t) => t.status === column.status);
+              return (
+                <section
+                  key={column.status}
+                  className="column"
+                  data-testid={`column-${column.status}`}
+                  aria-labelledby={`column-${column.status}-title`}
+                >
+                  <h3 id={`column-${column.status}-title`}>
+                    {column.title} <span className="count">{inColumn.length}</span>
+                  </h3>
+                  <ul>
+                    {inColumn.map((task) => (
+                      <TaskCard
+                        key={task.id}
+                        task={task}
+                        showProject={project === null}
+                        conflicts={conflictsByTask.get(task.id) ?? NO_CONFLICTS}
+                      />
+                    ))}
+                  </ul>
+                  {column.status === 'todo' && (
+                    <TextForm
+                      label="New task title"
+                      submit="Add task"
+                      onSubmit={async (title) => {
+                        await addTask(db, { workspaceId, projectId: project?.id ?? projects[0]?.id ?? null, title });
+                      }}
+                    />
+                  )}
+                </section>
+              );
+            })}
+          </div>
+        </>
+      )}
     </section>
   );
 }
+
+const NO_CONFLICTS: readonly string[] = [];
 
 /** The workspace's name, with a rename form (which the service refuses: see `renameWorkspace`). */
 function WorkspaceName({ workspaceId, name }: { workspaceId: string; name: string }) {

@@ -1,7 +1,13 @@
 import { useRejections } from '@ferry/react';
 
 const VERBS = { PUT: 'Saving', PATCH: 'Changing', DELETE: 'Deleting' } as const;
-const NOUNS: Record<string, string> = { tasks: 'a task', projects: 'a project', workspaces: 'a workspace' };
+const NOUNS: Record<string, string> = {
+  tasks: 'a task',
+  projects: 'a project',
+  workspaces: 'a workspace',
+  bookings: 'a booking',
+  ferry_conflicts: 'a conflict resolution',
+};
 
 /** Writes the service rejected, with its reason; the rows are back to the server's state. */
 export function Rejections() {

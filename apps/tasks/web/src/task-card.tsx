@@ -1,6 +1,7 @@
 import { useFerry } from '@ferry/react';
 import { useState, type FormEvent } from 'react';
 import { deleteTask, moveTask, renameTask } from './actions';
+import { conflictElementId } from './conflicts';
 import { COLUMNS } from './schema';
 
 export interface BoardTask {
@@ -11,8 +12,20 @@ export interface BoardTask {
   project_name: string | null;
 }
 
-/** One task on the board: edit its title, move it to the next or previous column, delete it. */
-export function TaskCard({ task, showProject }: { task: BoardTask; showProject: boolean }) {
+/**
+ * One task on the board: edit its title, move it to the next or previous
+ * column, delete it. `conflicts` are the ids of its unresolved conflicts
+ * (shown as a badge that leads to the conflicts panel).
+ */
+export function TaskCard({
+  task,
+  showProject,
+  conflicts,
+}: {
+  task: BoardTask;
+  showProject: boolean;
+  conflicts: readonly string[];
+}) {
   const db = useFerry();
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState('');
@@ -50,6 +63,22 @@ export function TaskCard({ task, showProject }: { task: BoardTask; showProject: 
         </p>
       )}
       {showProject && task.project_name !== null && <span className="tag">{task.project_name}</span>}
+      {conflicts.length > 0 && (
+        <button
+          type="button"
+          className="badge badge-conflict"
+          data-testid="conflict-badge"
+          data-count={conflicts.length}
+          aria-label={`Review the conflicts of “${title}”`}
+          onClick={() => {
+            const entry = document.getElementById(conflictElementId(conflicts[0]!));
+            entry?.scrollIntoView({ block: 'center' });
+            entry?.focus();
+          }}
+        >
+          {conflicts.length} conflict{conflicts.length === 1 ? '' : 's'}
+        </button>
+      )}
       {!editing && (
         <div className="task-actions">
           {previous !== undefined && (

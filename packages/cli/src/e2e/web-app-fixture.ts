@@ -207,9 +207,60 @@ export async function connectedClients(stack: TasksStack): Promise<number> {
  * docs/demo.md's pictures are made); otherwise does nothing, so test runs
  * leave the checkout alone.
  */
-export async function screenshot(page: Page, name: string): Promise<void> {
+export async function screenshot(page: Page, name: string, options: { fullPage?: boolean } = {}): Promise<void> {
   if (process.env['FERRY_SCREENSHOTS'] !== '1') return;
   const dir = path.join(REPO_ROOT, 'docs', 'img');
   await mkdir(dir, { recursive: true });
-  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+  await page.screenshot({ path: path.join(dir, `${name}.png`), fullPage: options.fullPage ?? false });
+}
+
+/** Renames the task titled `from` through its card's edit form. */
+export async function editTitle(page: Page, from: string, to: string): Promise<void> {
+  const id = await task(page, from).getAttribute('data-task-id', { timeout: UI_TIMEOUT_MS });
+  // While editing, the card shows a form instead of its title: find it by id.
+  const card = page.locator(`[data-testid="task"][data-task-id="${id}"]`);
+  await card.getByRole('button', { name: `Edit “${from}”` }).click();
+  await card.getByLabel('Title').fill(to);
+  await card.getByRole('button', { name: 'Save', exact: true }).click();
+  await task(page, to).waitFor({ timeout: UI_TIMEOUT_MS });
+}
+
+/** The conflicts panel's entries about row `rowId` (a `ferry_conflicts` row each). */
+export function conflictsOf(page: Page, rowId: string): Locator {
+  return page
+    .getByTestId('conflicts')
+    .getByTestId('conflict')
+    .and(page.locator(`[data-row-id="${rowId}"]`));
+}
+
+/** Switches the shown workspace to its rooms view and to `day` (`YYYY-MM-DD`). */
+export async function openRooms(page: Page, day: string): Promise<void> {
+  await page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Rooms' }).click();
+  await page.getByTestId('rooms').getByLabel('Day').fill(day);
+  await expect.poll(() => page.getByTestId('rooms').getByLabel('Day').inputValue()).toBe(day);
+}
+
+/** Books `room` at `slot` on the shown day. */
+export async function bookSlot(page: Page, room: string, slot: string, title: string): Promise<void> {
+  await page.getByRole('button', { name: `Book ${room} at ${slot}` }).click({ timeout: UI_TIMEOUT_MS });
+  await page.getByLabel('What for?').fill(title);
+  await page.getByRole('button', { name: 'Confirm booking' }).click();
+  await booking(page, title).waitFor({ timeout: UI_TIMEOUT_MS });
+}
+
+/** The booking titled `title` in the rooms view. */
+export function booking(page: Page, title: string): Locator {
+  return page
+    .getByTestId('booking')
+    .filter({ has: page.locator('.booking-title strong').getByText(title, { exact: true }) });
+}
+
+/** The titles of the bookings shown in `room` at `slot`, sorted. */
+export async function bookingsIn(page: Page, room: string, slot: string): Promise<string[]> {
+  const titles = await page
+    .locator(
+      `[data-testid="slot"][data-room="${room}"][data-slot="${slot}"] [data-testid="booking"] .booking-title strong`,
+    )
+    .allTextContents();
+  return titles.sort();
 }

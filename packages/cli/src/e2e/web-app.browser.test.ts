@@ -130,6 +130,16 @@ describe('the task board in Chromium', () => {
     const before = await boardTasks(alice.page);
     const pendingBefore = await shownPending(alice.page);
     await alice.page.reload();
+    // Chromium 150 keeps the reloaded page's requests offline but reports navigator.onLine = true
+    // for the new document; emulate offline on it again so the page sees what the network does.
+    const cdp = await aliceContext.newCDPSession(alice.page);
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: true,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
     await alice.page.getByTestId('board').waitFor({ timeout: UI_TIMEOUT_MS });
     await expectTaskIn(alice.page, 'Offline: charge the radios', 'todo');
     expect(await boardTasks(alice.page)).toEqual(before);
@@ -137,6 +147,13 @@ describe('the task board in Chromium', () => {
     await expect.poll(() => shownPending(alice.page)).toBe(pendingBefore);
 
     // Back online: the queue drains and alice, bob and Postgres agree.
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+    await cdp.detach();
     await aliceContext.setOffline(false);
     await expect.poll(() => shownPending(alice.page), { timeout: UI_TIMEOUT_MS }).toBe(0);
     await expectTaskIn(bob.page, 'Offline: charge the radios', 'todo');
