@@ -35,6 +35,18 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.cleanup.run());
 
+async function postgresTitleIs(id: string, title: string): Promise<void> {
+  await expect
+    .poll(() => stack.sql(`SELECT title FROM tasks WHERE id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
+    .toEqual([{ title }]);
+}
+
+async function noConflictsInPostgres(id: string): Promise<void> {
+  await expect
+    .poll(() => stack.sql(`SELECT id FROM ferry_conflicts WHERE row_id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
+    .toEqual([]);
+}
+
 interface Member {
   context: BrowserContext;
   app: AppPage;
@@ -77,9 +89,7 @@ describe('conflicts in the task board', () => {
     await goOffline(alice);
     await editTitle(alice.app.page, 'Label the valves', 'Label the valves (red tags)');
     await editTitle(bob.app.page, 'Label the valves', 'Label the valves (blue tags)');
-    await expect
-      .poll(() => stack.sql(`SELECT title FROM tasks WHERE id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
-      .toEqual([{ title: 'Label the valves (blue tags)' }]);
+    await postgresTitleIs(id, 'Label the valves (blue tags)');
 
     // alice comes back: her upload is older by the clock, so bob's title stays, on both pages...
     await goOnline(alice);
@@ -136,12 +146,8 @@ describe('conflicts in the task board', () => {
       await conflictsOf(app.page, id).waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
       expect(await app.page.getByTestId('conflict-badge').count()).toBe(0);
     }
-    await expect
-      .poll(() => stack.sql(`SELECT title FROM tasks WHERE id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
-      .toEqual([{ title: 'Label the valves (red tags)' }]);
-    await expect
-      .poll(() => stack.sql(`SELECT id FROM ferry_conflicts WHERE row_id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
-      .toEqual([]);
+    await postgresTitleIs(id, 'Label the valves (red tags)');
+    await noConflictsInPostgres(id);
     expect([...alice.app.errors, ...bob.app.errors]).toEqual([]);
     await alice.context.close();
     await bob.context.close();
@@ -160,9 +166,7 @@ describe('conflicts in the task board', () => {
       await goOffline(alice);
       await editTitle(alice.app.page, current, `Grease the gate (alice ${round})`);
       await editTitle(bob.app.page, current, `Grease the gate (bob ${round})`);
-      await expect
-        .poll(() => stack.sql(`SELECT title FROM tasks WHERE id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
-        .toEqual([{ title: `Grease the gate (bob ${round})` }]);
+      await postgresTitleIs(id, `Grease the gate (bob ${round})`);
       await goOnline(alice);
       // alice's page drops her own title once the server's state (bob's) has come back.
       await expectTaskIn(alice.app.page, `Grease the gate (bob ${round})`, 'todo');
@@ -186,12 +190,8 @@ describe('conflicts in the task board', () => {
       await expectTaskIn(app.page, 'Grease the gate (both)', 'todo');
       await expect.poll(() => conflictsOf(app.page, id).count(), { timeout: UI_TIMEOUT_MS }).toBe(0);
     }
-    await expect
-      .poll(() => stack.sql(`SELECT title FROM tasks WHERE id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
-      .toEqual([{ title: 'Grease the gate (both)' }]);
-    await expect
-      .poll(() => stack.sql(`SELECT id FROM ferry_conflicts WHERE row_id = $1`, [id]), { timeout: UI_TIMEOUT_MS })
-      .toEqual([]);
+    await postgresTitleIs(id, 'Grease the gate (both)');
+    await noConflictsInPostgres(id);
     expect([...alice.app.errors, ...bob.app.errors]).toEqual([]);
     await alice.context.close();
     await bob.context.close();
