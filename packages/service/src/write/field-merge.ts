@@ -16,26 +16,28 @@
  *   clock alone; a value that loses is recorded, one that wins is not (it
  *   may well have seen what it replaced).
  *
- * Stamps are first bounded by the service's clock: one further ahead than
- * `maxSkewMs` counts as `now + maxSkewMs`, so a client whose wall clock runs
- * hours fast wins only against writes made within that bound.
+ * Stamps are handled in their `encodeHlc` text form, whose plain string
+ * order is the clock order. They are first bounded by the service's clock:
+ * one further ahead than `maxSkewMs` counts as `now + maxSkewMs`, so a
+ * client whose wall clock runs hours fast wins only against writes made
+ * within that bound.
  */
-import { compareHlc, type Hlc } from '@ferry/protocol';
+import { decodeHlc, encodeHlc, type Hlc } from '@ferry/protocol';
 import type { ConflictPolicy } from './write-rules.js';
 
-/** A field's stored stamp and who wrote it. `hlc` null: never stamped (seeded, or written before tracking). */
+/** A field's stored stamp (`encodeHlc` text) and who wrote it. `hlc` null: never stamped (seeded, or written before tracking). */
 export interface FieldStamp {
-  hlc: Hlc | null;
+  hlc: string | null;
   user: string | null;
 }
 
 export type FieldOutcome =
   /** Write the incoming value; `lost` = the stored value was overwritten by a concurrent write (record it). */
-  | { kind: 'apply'; stamp: Hlc; lost: boolean }
+  | { kind: 'apply'; stamp: string; lost: boolean }
   /** Keep the stored value; the incoming one is recorded as lost when `record`. */
   | { kind: 'keep'; record: boolean }
   /** Run the merge function and write its result. */
-  | { kind: 'merge'; name: string; stamp: Hlc };
+  | { kind: 'merge'; name: string; stamp: string };
 
 /** Lowers a stamp further than `maxSkewMs` ahead of `nowMs` to that bound (counter and node kept). */
 export function boundStamp(stamp: Hlc, nowMs: number, maxSkewMs: number): Hlc {
@@ -44,9 +46,10 @@ export function boundStamp(stamp: Hlc, nowMs: number, maxSkewMs: number): Hlc {
 }
 
 /** The smallest stamp after `stored` and at least `incoming` (HLC receive without a wall clock). */
-export function stampAfter(incoming: Hlc, stored: Hlc | null): Hlc {
-  if (stored === null || compareHlc(incoming, stored) > 0) return incoming;
-  return { wallMs: stored.wallMs, counter: stored.counter + 1, node: incoming.node };
+export function stampAfter(incoming: string, stored: string | null): string {
+  if (stored === null || incoming > stored) return incoming;
+  const after = decodeHlc(stored);
+  return encodeHlc({ wallMs: after.wallMs, counter: after.counter + 1, node: decodeHlc(incoming).node });
 }
 
 /**
@@ -56,15 +59,14 @@ export function stampAfter(incoming: Hlc, stored: Hlc | null): Hlc {
  */
 export function decideField(
   policy: ConflictPolicy,
-  incoming: Hlc,
+  incoming: string,
   stored: FieldStamp,
   sawCurrent: boolean | undefined,
 ): FieldOutcome {
   if (sawCurrent === true) return { kind: 'apply', stamp: stampAfter(incoming, stored.hlc), lost: false };
+  const newer = stored.hlc === null || incoming > stored.hlc;
   if (sawCurrent === undefined) {
-    if (stored.hlc === null || compareHlc(incoming, stored.hlc) > 0)
-      return { kind: 'apply', stamp: incoming, lost: false };
-    return { kind: 'keep', record: true };
+    return newer ? { kind: 'apply', stamp: incoming, lost: false } : { kind: 'keep', record: true };
   }
   switch (policy.kind) {
     case 'server_wins':
@@ -74,8 +76,6 @@ export function decideField(
     case 'merge':
       return { kind: 'merge', name: policy.name, stamp: stampAfter(incoming, stored.hlc) };
     case 'lww':
-      if (stored.hlc === null || compareHlc(incoming, stored.hlc) > 0)
-        return { kind: 'apply', stamp: incoming, lost: true };
-      return { kind: 'keep', record: true };
+      return newer ? { kind: 'apply', stamp: incoming, lost: true } : { kind: 'keep', record: true };
   }
 }

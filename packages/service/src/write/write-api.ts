@@ -29,7 +29,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  compareHlc,
   decodeHlc,
   encodeHlc,
   hlcNow,
@@ -108,9 +107,9 @@ interface PreparedOp {
   values: Map<string, string | null>;
   /** The values as sent, for conflict records and hooks. */
   raw: Readonly<Record<string, SqliteValue | boolean>>;
-  /** The op's stamp (bounded by the service clock), and per-column stamps overriding it. */
-  hlc: Hlc;
-  hlcs: Map<string, Hlc>;
+  /** The op's stamp (bounded by the service clock, `encodeHlc` text), and per-column stamps overriding it. */
+  hlc: string;
+  hlcs: Map<string, string>;
   /** `old` converted (Postgres input text) and as sent. */
   old: Map<string, string | null>;
   oldRaw: Readonly<Record<string, SqliteValue | boolean>>;
@@ -148,8 +147,6 @@ interface StoredRow {
   scope: string | null;
   /** Tracked tables: per column, whether the stored value equals the first `old` the round sends for it. */
   oldEqual: Map<string, boolean>;
-  /** Tracked tables: the stored text of every column the round writes. */
-  current: Map<string, string | null>;
 }
 
 /** A row's `<schema>.field_clocks` entry. Column stamps default to the row's (its insert). */
@@ -570,13 +567,14 @@ export class WriteApi {
         }
       }
       if (rejection !== null) break;
-      let hlc: Hlc;
-      const hlcs = new Map<string, Hlc>();
+      let hlc: string;
+      const hlcs = new Map<string, string>();
       try {
-        hlc =
-          op.hlc === undefined ? this.serviceStamp(nowMs) : boundStamp(decodeHlc(op.hlc), nowMs, this.maxClockSkewMs);
+        hlc = encodeHlc(
+          op.hlc === undefined ? this.serviceStamp(nowMs) : boundStamp(decodeHlc(op.hlc), nowMs, this.maxClockSkewMs),
+        );
         for (const [name, text] of Object.entries(op.hlcs ?? {})) {
-          hlcs.set(name, boundStamp(decodeHlc(text), nowMs, this.maxClockSkewMs));
+          hlcs.set(name, encodeHlc(boundStamp(decodeHlc(text), nowMs, this.maxClockSkewMs)));
         }
       } catch (error) {
         if (!(error instanceof RangeError)) throw error;
@@ -669,7 +667,7 @@ export class WriteApi {
             continue;
           }
           try {
-            await this.mergeTx(outcome, stored, client);
+            await this.mergeTx(conn, outcome, stored, client);
           } catch (error) {
             if (!(error instanceof HookFailure)) throw error;
             results[tx.position] = this.hookFailed(tx, error, client);
@@ -749,7 +747,7 @@ export class WriteApi {
         await conn.query('RELEASE SAVEPOINT ferry_tx');
         return rejected(tx, outcome);
       }
-      await this.mergeTx(outcome, stored, client);
+      await this.mergeTx(conn, outcome, stored, client);
       const opsByIndex = new Map(tx.ops.map((op) => [op.index, op]));
       for (const effect of outcome.effects) {
         currentOp = effect.opIndex;
@@ -813,9 +811,9 @@ export class WriteApi {
 
   /**
    * Locks and reads every row the transactions touch, one query per table.
-   * For tracked tables the same query returns the row's field stamps, its
-   * scope, the stored text of every column written and, per column, whether
-   * the stored value equals the first `old` the round sends for it.
+   * For tracked tables the same query returns the row's scope and, per
+   * column, whether the stored value equals the first `old` the round sends
+   * for it; a second statement reads the rows' field stamps.
    */
   private async readRows(conn: pg.PoolClient, txs: PreparedTx[], client: WriteClient): Promise<Map<string, StoredRow>> {
     interface Wanted {
@@ -824,8 +822,6 @@ export class WriteApi {
       values: Map<string, Map<string, string | null>>;
       /** Tracked: the first `old` sent per row and column. */
       olds: Map<string, Map<string, string | null>>;
-      /** Tracked: columns written. */
-      written: Set<string>;
       /** Tracked: rows patched (their tombstones matter when they are gone). */
       patched: Set<string>;
     }
@@ -834,10 +830,7 @@ export class WriteApi {
       for (const op of tx.ops) {
         let entry = byTable.get(op.table);
         if (entry === undefined) {
-          byTable.set(
-            op.table,
-            (entry = { ids: [], values: new Map(), olds: new Map(), written: new Set(), patched: new Set() }),
-          );
+          byTable.set(op.table, (entry = { ids: [], values: new Map(), olds: new Map(), patched: new Set() }));
         }
         let row = entry.values.get(op.id);
         if (row === undefined) {
@@ -847,23 +840,20 @@ export class WriteApi {
         }
         const tracked = isTracked(op.table);
         for (const [name, text] of op.values) {
-          // Tracked tables: an update's values too, to tell an unchanged value from a conflicting one.
-          if (((tracked && op.kind === 'PATCH') || isProtected(op.table, name)) && !row.has(name)) row.set(name, text);
+          if (isProtected(op.table, name) && !row.has(name)) row.set(name, text);
         }
         if (tracked) {
           const olds = entry.olds.get(op.id)!;
           for (const [name, text] of op.old) if (!olds.has(name)) olds.set(name, text);
-          for (const name of op.values.keys()) entry.written.add(name);
           if (op.kind === 'PATCH') entry.patched.add(op.id);
         }
       }
     }
     const out = new Map<string, StoredRow>();
-    for (const [table, { ids, values, olds, written, patched }] of byTable) {
+    for (const [table, { ids, values, olds, patched }] of byTable) {
       const tracked = isTracked(table);
       const compared = [...new Set([...values.values()].flatMap((row) => [...row.keys()]))];
       const oldColumns = tracked ? [...new Set([...olds.values()].flatMap((row) => [...row.keys()]))] : [];
-      const writtenColumns = [...written];
       const params: unknown[] = [
         ids,
         ...compared.map((name) => ids.map((id) => values.get(id)!.get(name) ?? null)),
@@ -898,7 +888,6 @@ export class WriteApi {
             ? 'NULL::text AS sc'
             : `${relation}.${quoteIdent(table.rule.conflicts.scope)}::text AS sc`,
           ...oldColumns.map((name, i) => `${equals(name, `__ferry_v.__ferry_o${i}`)} AS o${i}`),
-          ...writtenColumns.map((name, i) => `${relation}.${table.columns.get(name)!.sql}::text AS v${i}`),
         );
       }
       const { rows } = await conn.query<Record<string, unknown>>({
@@ -927,7 +916,6 @@ export class WriteApi {
               .filter((name) => sentOlds.has(name))
               .map((name) => [name, row[`o${oldColumns.indexOf(name)}`] === true]),
           ),
-          current: new Map(writtenColumns.map((name, i) => [name, (row[`v${i}`] as string | null) ?? null])),
         });
       }
       // Field stamps of the rows found, and tombstones of patched rows that are gone. Read by a
@@ -970,7 +958,6 @@ export class WriteApi {
               clocks,
               scope: null,
               oldEqual: new Map(),
-              current: new Map(),
             });
           }
         }
@@ -1232,7 +1219,12 @@ export class WriteApi {
    * records losing values, and works out each row's new field stamps.
    * Throws {@link HookFailure} when a merge function throws.
    */
-  private async mergeTx(v: ValidTx, stored: Map<string, StoredRow>, client: WriteClient): Promise<void> {
+  private async mergeTx(
+    conn: pg.PoolClient,
+    v: ValidTx,
+    stored: Map<string, StoredRow>,
+    client: WriteClient,
+  ): Promise<void> {
     if (!v.tx.ops.some((op) => isTracked(op.table))) return;
     const output: MergeOutput = { clocks: new Map(), conflicts: [] };
     const effectByOp = new Map<number, Effect>();
@@ -1293,7 +1285,7 @@ export class WriteApi {
               loserValue: rawJson(op.raw[name]),
               baseValue: name in op.oldRaw ? rawJson(op.oldRaw[name]) : null,
               winnerHlc: row.clocks.deletedHlc,
-              loserHlc: encodeHlc(stampOf(name)),
+              loserHlc: stampOf(name),
               winnerUser: row.clocks.deletedUser,
               loserUser: user,
               policy: 'deleted',
@@ -1304,13 +1296,7 @@ export class WriteApi {
       }
       output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
       if (effect.kind === 'delete') {
-        row.clocks = {
-          rowHlc: null,
-          rowUser: null,
-          clocks: {},
-          deletedHlc: encodeHlc(op.hlc),
-          deletedUser: user,
-        };
+        row.clocks = { rowHlc: null, rowUser: null, clocks: {}, deletedHlc: op.hlc, deletedUser: user };
         output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
         row.exists = false;
         row.fromStore = false;
@@ -1320,13 +1306,13 @@ export class WriteApi {
       }
       if (effect.kind === 'insert' || !row.fromStore) {
         if (effect.kind === 'insert') {
-          row.clocks = { rowHlc: encodeHlc(op.hlc), rowUser: user, clocks: {}, deletedHlc: null, deletedUser: null };
+          row.clocks = { rowHlc: op.hlc, rowUser: user, clocks: {}, deletedHlc: null, deletedUser: null };
           output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
           row.set = new Map();
         }
         for (const name of effect.values.keys()) {
           const stamp = stampOf(name);
-          if (effect.kind === 'update' || stamp !== op.hlc) row.clocks.clocks[name] = [encodeHlc(stamp), user];
+          if (effect.kind === 'update' || stamp !== op.hlc) row.clocks.clocks[name] = [stamp, user];
           row.set.set(name, effect.values.get(name) ?? null);
         }
         row.exists = true;
@@ -1334,7 +1320,8 @@ export class WriteApi {
         kept.push(effect);
         continue;
       }
-      // An update of the stored row: field by field.
+      // An update of the stored row: field by field. The stored value itself is read only when a
+      // conflict or a merge needs it (the row is locked: nobody changes it meanwhile).
       const found = row.found!;
       const values = new Map<string, string | null>();
       for (const [name, text] of effect.values) {
@@ -1344,47 +1331,47 @@ export class WriteApi {
         }
         const column = op.table.columns.get(name)!;
         const setHere = row.set.has(name);
-        const currentText = setHere ? (row.set.get(name) ?? null) : (found.current.get(name) ?? null);
-        const compared = found.compared.get(name);
-        const same = setHere
-          ? currentText === text
-          : compared !== undefined && compared.text === text
-            ? compared.equal
-            : currentText === text;
+        const storedValue = async () =>
+          setHere
+            ? { text: row.set.get(name) ?? null, equal: row.set.get(name) === text }
+            : this.readField(conn, op.table, op.id, column, text);
         let saw: boolean | undefined;
         if (op.old.has(name)) {
           const oldText = op.old.get(name) ?? null;
           if (!setHere && !row.oldUsed.has(name) && found.oldEqual.has(name)) {
             saw = found.oldEqual.get(name);
             row.oldUsed.add(name);
-          } else saw = oldText === currentText;
+          } else if (setHere) saw = oldText === (row.set.get(name) ?? null);
+          else saw = (await this.readField(conn, op.table, op.id, column, oldText)).equal;
         }
-        const stored = fieldStamp(row.clocks, name);
+        const stamp = fieldStamp(row.clocks, name);
         const policy = op.table.rule.conflicts.columns.get(name) ?? op.table.rule.conflicts.policy;
         const incoming = stampOf(name);
-        const outcome = decideField(policy, incoming, stored, same ? true : saw);
-        const currentJson = () =>
-          currentText === null ? 'null' : valueToJson(builtinTypes.map(column.oid, currentText));
+        const outcome = decideField(policy, incoming, stamp, saw);
+        const asJson = (current: string | null) =>
+          current === null ? 'null' : valueToJson(builtinTypes.map(column.oid, current));
         if (outcome.kind === 'keep') {
-          if (outcome.record && !same) {
-            record({
-              column: name,
-              winnerValue: currentJson(),
-              loserValue: rawJson(op.raw[name]),
-              baseValue: name in op.oldRaw ? rawJson(op.oldRaw[name]) : null,
-              winnerHlc: stored.hlc === null ? null : encodeHlc(stored.hlc),
-              loserHlc: encodeHlc(incoming),
-              winnerUser: stored.user,
-              loserUser: user,
-              policy: policy.kind === 'merge' ? 'lww' : policy.kind,
-            });
-          }
+          if (!outcome.record) continue;
+          const current = await storedValue();
+          if (current.equal) continue; // the same value: nothing lost
+          record({
+            column: name,
+            winnerValue: asJson(current.text),
+            loserValue: rawJson(op.raw[name]),
+            baseValue: name in op.oldRaw ? rawJson(op.oldRaw[name]) : null,
+            winnerHlc: stamp.hlc,
+            loserHlc: incoming,
+            winnerUser: stamp.user,
+            loserUser: user,
+            policy: policy.kind === 'merge' ? 'lww' : policy.kind,
+          });
           continue;
         }
         let value = text;
         if (outcome.kind === 'merge') {
           const merge = this.hooks?.merge?.[outcome.name];
           if (merge === undefined) throw new HookFailure(op.index, `merge function "${outcome.name}" is not loaded`);
+          const current = (await storedValue()).text;
           let merged: SqliteValue;
           try {
             merged = await merge({
@@ -1392,7 +1379,7 @@ export class WriteApi {
               id: op.id,
               column: name,
               base: name in op.oldRaw ? sqliteForm(op.oldRaw[name]) : undefined,
-              current: currentText === null ? null : builtinTypes.map(column.oid, currentText),
+              current: current === null ? null : builtinTypes.map(column.oid, current),
               incoming: sqliteForm(op.raw[name]),
               token,
             });
@@ -1404,30 +1391,53 @@ export class WriteApi {
               error,
             );
           }
-        } else if (outcome.lost && !same) {
-          record({
-            column: name,
-            winnerValue: rawJson(op.raw[name]),
-            loserValue: currentJson(),
-            baseValue: null,
-            winnerHlc: encodeHlc(outcome.stamp),
-            loserHlc: stored.hlc === null ? null : encodeHlc(stored.hlc),
-            winnerUser: user,
-            loserUser: stored.user,
-            policy: policy.kind,
-          });
+        } else if (outcome.lost) {
+          const current = await storedValue();
+          if (!current.equal) {
+            record({
+              column: name,
+              winnerValue: rawJson(op.raw[name]),
+              loserValue: asJson(current.text),
+              baseValue: null,
+              winnerHlc: outcome.stamp,
+              loserHlc: stamp.hlc,
+              winnerUser: user,
+              loserUser: stamp.user,
+              policy: policy.kind,
+            });
+          }
         }
         values.set(name, value);
         row.set.set(name, value);
-        const previous = stored.hlc;
-        if (previous === null || compareHlc(outcome.stamp, previous) > 0) {
-          row.clocks.clocks[name] = [encodeHlc(outcome.stamp), user];
-        }
+        if (stamp.hlc === null || outcome.stamp > stamp.hlc) row.clocks.clocks[name] = [outcome.stamp, user];
       }
       if (values.size > 0) kept.push({ ...effect, values });
     }
     v.effects = kept;
     v.merge = output;
+  }
+
+  /**
+   * One stored field of a locked row: its text and whether it equals
+   * `compare` (Postgres input text) by the column type's equality.
+   */
+  private async readField(
+    conn: pg.PoolClient,
+    table: WriteTable,
+    id: string,
+    column: WriteColumn,
+    compare: string | null,
+  ): Promise<{ text: string | null; equal: boolean }> {
+    const relation = quoteIdent(table.rule.table);
+    const stored = `${relation}.${column.sql}`;
+    const equal = column.compareAsText
+      ? `${stored}::text IS NOT DISTINCT FROM $2::${column.cast}::text`
+      : `${stored} IS NOT DISTINCT FROM $2::${column.cast}`;
+    const { rows } = await conn.query<{ v: string | null; e: boolean }>(
+      `SELECT ${stored}::text AS v, ${equal} AS e FROM ${table.sql} AS ${relation} WHERE ${relation}.id = $1::${table.id.cast}`,
+      [id, compare],
+    );
+    return { text: rows[0]?.v ?? null, equal: rows[0]?.e === true };
   }
 
   /** Writes the field stamps and conflict records of merged transactions. */
@@ -1996,8 +2006,8 @@ function rawJson(value: SqliteValue | boolean | undefined): string {
 /** The stamp and writer of one field: its own, or the row's (its insert). */
 function fieldStamp(clocks: StoredClocks, name: string): FieldStamp {
   const own = clocks.clocks[name];
-  if (own !== undefined) return { hlc: decodeHlc(own[0]), user: own[1] };
-  return clocks.rowHlc === null ? { hlc: null, user: null } : { hlc: decodeHlc(clocks.rowHlc), user: clocks.rowUser };
+  if (own !== undefined) return { hlc: own[0], user: own[1] };
+  return { hlc: clocks.rowHlc, user: clocks.rowHlc === null ? null : clocks.rowUser };
 }
 
 /** The scope of a row the op inserts (its `conflicts.scope` column as sent). */
