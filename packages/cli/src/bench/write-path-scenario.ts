@@ -95,6 +95,7 @@ export const writePathScenario: Scenario = {
     { name: 'offline_10k_drain_ms', unit: 'ms' },
   ],
   async run(ctx, out) {
+    await measureApplyRates(ctx, out);
     const db = await ctx.createDatabase('write');
     let service: Awaited<ReturnType<BenchContext['startService']>> | null = null;
     const clients: FerryDatabase[] = [];
@@ -103,116 +104,9 @@ export const writePathScenario: Scenario = {
       await db.client.query(TRACKED_ITEMS_DDL);
       await insertLists(db.client, 'u1', 10);
       await insertItems(db.client, 'u1', 10, 1, 1_000);
-      service = await ctx.startService(db, SYNC_RULES, { writeRulesYaml: ITEMS_WRITE_RULES });
+      service = await ctx.startService(db, USER_LISTS_RULES, { writeRulesYaml: ITEMS_WRITE_RULES });
       const url = service.url;
       const token = await ctx.token('u1');
-
-      // ── apply rate through the write API ────────────────────────────────
-      const post = async (body: string): Promise<void> => {
-        const response = await fetch(`${url}/write`, {
-          method: 'POST',
-          headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
-          body,
-        });
-        const answer = (await response.json()) as { transactions?: { status: string }[] };
-        if (response.status !== 200 || answer.transactions?.some((t) => t.status !== 'applied')) {
-          throw new Error(`/write answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
-        }
-      };
-      const table = (tracked: boolean) => (tracked ? 'tracked_items' : 'items');
-      const stamp = (tracked: boolean, counter: number) =>
-        tracked ? { hlc: encodeHlc({ wallMs: Date.now(), counter, node: 'bench' }) } : {};
-      const put = (tracked: boolean, n: number, salt: string, counter: number) => ({
-        op: 'PUT',
-        type: table(tracked),
-        id: uuid(n, salt),
-        ...stamp(tracked, counter),
-        data: {
-          list_id: listId('u1', n % 10),
-          title: `Uploaded ${n}`,
-          body: 'x'.repeat(40),
-          done: n % 2,
-          n,
-          created_at: '2025-01-01T00:00:00.000Z',
-        },
-      });
-      // Rows the mixed workload updates, inserted untimed (title `Uploaded m`).
-      for (const tracked of [false, true]) {
-        for (let b = 0; b < PATCHED_ROWS / APPLY_BATCH_OPS; b++) {
-          const ops = Array.from({ length: APPLY_BATCH_OPS }, (_, i) =>
-            put(tracked, b * APPLY_BATCH_OPS + i + 1, 'd', 0),
-          );
-          await post(JSON.stringify({ client_id: 'bench', transactions: [{ id: `base:${tracked}:${b}`, ops }] }));
-        }
-      }
-      const titleOf = (m: number, round: number) => (round < 0 ? `Uploaded ${m}` : `Round ${round} ${m}`);
-
-      /** One timed run: 10,000 ops; `mixed`: every other op a PATCH of an existing row's title (with `old`). */
-      const applyRun = async (tracked: boolean, mixed: boolean, round: number): Promise<number> => {
-        const bodies: string[] = [];
-        let patched = 0;
-        for (let b = 0; b < APPLY_OPS / APPLY_BATCH_OPS; b++) {
-          const transactions = [];
-          for (let t = 0; t < APPLY_BATCH_OPS / APPLY_TX_OPS; t++) {
-            const ops: object[] = [];
-            for (let o = 0; o < APPLY_TX_OPS; o++) {
-              const n = ((round * APPLY_OPS + b * APPLY_BATCH_OPS + t * APPLY_TX_OPS + o) >>> 0) + 1;
-              if (mixed && o % 2 === 1) {
-                const m = ++patched;
-                ops.push({
-                  op: 'PATCH',
-                  type: table(tracked),
-                  id: uuid(m, 'd'),
-                  ...stamp(tracked, o),
-                  data: { title: titleOf(m, round) },
-                  old: { title: titleOf(m, round - 1) },
-                });
-              } else ops.push(put(tracked, n, mixed ? 'c' : 'a', o));
-            }
-            transactions.push({ id: `bench:${tracked ? 't' : 'u'}:${mixed ? 'm' : 'p'}:${round}:${b}:${t}`, ops });
-          }
-          bodies.push(JSON.stringify({ client_id: 'bench', transactions }));
-        }
-        const started = performance.now();
-        for (const body of bodies) await post(body);
-        return APPLY_OPS / ((performance.now() - started) / 1000);
-      };
-
-      for (const mixed of [false, true]) {
-        const rates: number[] = [];
-        const trackedRates: number[] = [];
-        const ratios: number[] = [];
-        // Untracked and tracked runs alternate, so both see the same machine.
-        for (let round = 0; round < APPLY_ROUNDS; round++) {
-          rates.push(await applyRun(false, mixed, round));
-          trackedRates.push(await applyRun(true, mixed, round));
-          ratios.push(trackedRates.at(-1)! / rates.at(-1)!);
-        }
-        const prefix = mixed ? 'upload_apply_mixed' : 'upload_apply';
-        const what = mixed
-          ? `${APPLY_OPS / 2} PUTs + ${APPLY_OPS / 2} PATCHes of existing rows (with old values)`
-          : `${APPLY_OPS} PUTs`;
-        out.add(
-          metric(`${prefix}_ops_per_s`, 'ops/s', rates, {
-            value: median(rates),
-            ...(mixed ? {} : { target: { op: '>', value: 10_000 } }),
-            note: `${what}, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} per transaction, ${APPLY_ROUNDS} rounds, conflicts: off`,
-          }),
-        );
-        out.add(
-          metric(`${prefix}_tracked_ops_per_s`, 'ops/s', trackedRates, {
-            value: median(trackedRates),
-            note: 'the same, HLC-stamped, on a table with conflict tracking (field stamps read, compared, written)',
-          }),
-        );
-        out.add(
-          metric(`${prefix}_tracked_ratio`, 'ratio', ratios, {
-            value: median(ratios),
-            target: { op: '>', value: 0.7 },
-            note: 'tracked / untracked rate of back-to-back runs: tracking must cost under 30%',
-          }),
-        );
-      }
 
       // ── A → B ───────────────────────────────────────────────────────────
       const dir = await ctx.tempDir('write');
@@ -331,3 +225,130 @@ export const writePathScenario: Scenario = {
     }
   },
 };
+
+/**
+ * The apply-rate metrics, on a database and service of their own (so the
+ * rows they write do not weigh on the latency measurements after them).
+ */
+async function measureApplyRates(ctx: BenchContext, out: Parameters<Scenario['run']>[1]): Promise<void> {
+  const db = await ctx.createDatabase('write_apply');
+  let service: Awaited<ReturnType<BenchContext['startService']>> | null = null;
+  try {
+    await db.client.query(LISTS_ITEMS_DDL);
+    await db.client.query(TRACKED_ITEMS_DDL);
+    await insertLists(db.client, 'u1', 10);
+    service = await ctx.startService(db, SYNC_RULES, { writeRulesYaml: ITEMS_WRITE_RULES });
+    const url = service.url;
+    const token = await ctx.token('u1');
+
+    // ── apply rate through the write API ────────────────────────────────
+    const post = async (body: string): Promise<void> => {
+      const response = await fetch(`${url}/write`, {
+        method: 'POST',
+        headers: { authorization: `Token ${token}`, 'content-type': 'application/json' },
+        body,
+      });
+      const answer = (await response.json()) as { transactions?: { status: string }[] };
+      if (response.status !== 200 || answer.transactions?.some((t) => t.status !== 'applied')) {
+        throw new Error(`/write answered ${response.status}: ${JSON.stringify(answer).slice(0, 300)}`);
+      }
+    };
+    const table = (tracked: boolean) => (tracked ? 'tracked_items' : 'items');
+    const stamp = (tracked: boolean, counter: number) =>
+      tracked ? { hlc: encodeHlc({ wallMs: Date.now(), counter, node: 'bench' }) } : {};
+    const put = (tracked: boolean, n: number, salt: string, counter: number) => ({
+      op: 'PUT',
+      type: table(tracked),
+      id: uuid(n, salt),
+      ...stamp(tracked, counter),
+      data: {
+        list_id: listId('u1', n % 10),
+        title: `Uploaded ${n}`,
+        body: 'x'.repeat(40),
+        done: n % 2,
+        n,
+        created_at: '2025-01-01T00:00:00.000Z',
+      },
+    });
+    // Rows the mixed workload updates, inserted untimed (title `Uploaded m`).
+    for (const tracked of [false, true]) {
+      for (let b = 0; b < PATCHED_ROWS / APPLY_BATCH_OPS; b++) {
+        const ops = Array.from({ length: APPLY_BATCH_OPS }, (_, i) =>
+          put(tracked, b * APPLY_BATCH_OPS + i + 1, 'd', 0),
+        );
+        await post(JSON.stringify({ client_id: 'bench', transactions: [{ id: `base:${tracked}:${b}`, ops }] }));
+      }
+    }
+    const titleOf = (m: number, round: number) => (round < 0 ? `Uploaded ${m}` : `Round ${round} ${m}`);
+
+    /** One timed run: 10,000 ops; `mixed`: every other op a PATCH of an existing row's title (with `old`). */
+    const applyRun = async (tracked: boolean, mixed: boolean, round: number): Promise<number> => {
+      const bodies: string[] = [];
+      let patched = 0;
+      for (let b = 0; b < APPLY_OPS / APPLY_BATCH_OPS; b++) {
+        const transactions = [];
+        for (let t = 0; t < APPLY_BATCH_OPS / APPLY_TX_OPS; t++) {
+          const ops: object[] = [];
+          for (let o = 0; o < APPLY_TX_OPS; o++) {
+            const n = ((round * APPLY_OPS + b * APPLY_BATCH_OPS + t * APPLY_TX_OPS + o) >>> 0) + 1;
+            if (mixed && o % 2 === 1) {
+              const m = ++patched;
+              ops.push({
+                op: 'PATCH',
+                type: table(tracked),
+                id: uuid(m, 'd'),
+                ...stamp(tracked, o),
+                data: { title: titleOf(m, round) },
+                old: { title: titleOf(m, round - 1) },
+              });
+            } else ops.push(put(tracked, n, mixed ? 'c' : 'a', o));
+          }
+          transactions.push({ id: `bench:${tracked ? 't' : 'u'}:${mixed ? 'm' : 'p'}:${round}:${b}:${t}`, ops });
+        }
+        bodies.push(JSON.stringify({ client_id: 'bench', transactions }));
+      }
+      const started = performance.now();
+      for (const body of bodies) await post(body);
+      return APPLY_OPS / ((performance.now() - started) / 1000);
+    };
+
+    for (const mixed of [false, true]) {
+      const rates: number[] = [];
+      const trackedRates: number[] = [];
+      const ratios: number[] = [];
+      // Untracked and tracked runs alternate, so both see the same machine.
+      for (let round = 0; round < APPLY_ROUNDS; round++) {
+        rates.push(await applyRun(false, mixed, round));
+        trackedRates.push(await applyRun(true, mixed, round));
+        ratios.push(trackedRates.at(-1)! / rates.at(-1)!);
+      }
+      const prefix = mixed ? 'upload_apply_mixed' : 'upload_apply';
+      const what = mixed
+        ? `${APPLY_OPS / 2} PUTs + ${APPLY_OPS / 2} PATCHes of existing rows (with old values)`
+        : `${APPLY_OPS} PUTs`;
+      out.add(
+        metric(`${prefix}_ops_per_s`, 'ops/s', rates, {
+          value: median(rates),
+          ...(mixed ? {} : { target: { op: '>', value: 10_000 } }),
+          note: `${what}, ${APPLY_BATCH_OPS} ops per request, ${APPLY_TX_OPS} per transaction, ${APPLY_ROUNDS} rounds, conflicts: off`,
+        }),
+      );
+      out.add(
+        metric(`${prefix}_tracked_ops_per_s`, 'ops/s', trackedRates, {
+          value: median(trackedRates),
+          note: 'the same, HLC-stamped, on a table with conflict tracking (field stamps read, compared, written)',
+        }),
+      );
+      out.add(
+        metric(`${prefix}_tracked_ratio`, 'ratio', ratios, {
+          value: median(ratios),
+          target: { op: '>', value: 0.7 },
+          note: 'tracked / untracked rate of back-to-back runs: tracking must cost under 30%',
+        }),
+      );
+    }
+  } finally {
+    await service?.stop();
+    await ctx.dropDatabase(db);
+  }
+}
