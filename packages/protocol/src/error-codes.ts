@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   FERRY_S1202: { status: 500, title: 'Write rules reference unknown schema' },
   /** The write hooks module could not be loaded, or does not export what the write rules name (a merge function, a table's validator). */
   FERRY_S1203: { status: 500, title: 'Invalid write hooks module' },
+  /** The write API could not create its tables (`write_transactions`, `field_clocks`, `ferry_conflicts`, `ferry_violations`): the database role may not create them. Grant it CREATE on the schema named in the message, or create them beforehand (docs/conflicts.md). */
+  FERRY_S1204: { status: 500, title: 'Cannot create write API tables' },
 
   // ── authentication ───────────────────────────────────────────────────────
   /** No token was sent. Send `Authorization: Token <jwt>` (or `Bearer`). */

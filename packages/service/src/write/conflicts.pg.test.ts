@@ -477,3 +477,41 @@ describe('validation hooks', () => {
     expect((await task(id))['title']).toBe('before boom');
   });
 });
+
+describe('a service role that may not create tables', () => {
+  it('fails with FERRY_S1204 naming what to grant, and starts once an administrator created them', async () => {
+    const adminUrl = await createWriteTestDatabase();
+    await sql(adminUrl, EXTRA_SCHEMA);
+    const role = `ferry_limited_${process.pid}`;
+    await sql(adminUrl, `CREATE ROLE ${role} LOGIN PASSWORD 'limited'`);
+    await sql(adminUrl, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
+    const limited = new URL(adminUrl);
+    limited.username = role;
+    limited.password = 'limited';
+    const open = () => openTestWriteApi(limited.href, { rulesText: RULES, hooks });
+    await expect(open()).rejects.toMatchObject({
+      code: 'FERRY_S1204',
+      message: expect.stringMatching(/cannot create schema "ferry".*Grant the service role CREATE/),
+    });
+    // An administrator creates Ferry's tables once (here: by opening the write API as the owner).
+    const admin = await openTestWriteApi(adminUrl, { rulesText: RULES, hooks });
+    await admin.close();
+    await sql(
+      adminUrl,
+      `GRANT USAGE ON SCHEMA ferry TO ${role};
+       GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ferry, public TO ${role};
+       GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO ${role}`,
+    );
+    const api = await open();
+    try {
+      const id = taskId(9001);
+      const answer = await api.apply(
+        [tx([{ op: 'PUT', type: 'tasks', id, data: { workspace_id: WS_SHARED, title: 't' }, hlc: stamp(clock, 'c') }])],
+        ALICE,
+      );
+      expect(answer.transactions[0], JSON.stringify(answer)).toMatchObject({ status: 'applied' });
+    } finally {
+      await api.close();
+    }
+  });
+});

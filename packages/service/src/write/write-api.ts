@@ -29,6 +29,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
+  FerryError,
   decodeHlc,
   encodeHlc,
   hlcNow,
@@ -1827,12 +1828,45 @@ export async function ensureBookkeeping(client: Pick<pg.ClientBase, 'query'>, sc
        PRIMARY KEY (user_id, key)
      )`,
   ]) {
-    try {
-      await client.query(statement);
-    } catch (error) {
-      // Two processes creating it at once: one wins, the other sees a duplicate.
-      if (!['23505', '42P06', '42P07'].includes(sqlState(error) ?? '')) throw error;
-    }
+    await runDdl(client, statement);
+  }
+}
+
+/**
+ * Runs one `CREATE … IF NOT EXISTS` / `CREATE OR REPLACE` statement. Two
+ * processes creating an object at once is fine (one sees a duplicate). A
+ * role without the privilege to create it is fine when the object already
+ * exists (created by an administrator); otherwise FERRY_S1204 says what to
+ * grant.
+ */
+async function runDdl(client: Pick<pg.ClientBase, 'query'>, statement: string): Promise<void> {
+  try {
+    await client.query(statement);
+  } catch (error) {
+    const code = sqlState(error) ?? '';
+    if (['23505', '42P06', '42P07', 'XX000'].includes(code)) return;
+    if (code !== '42501') throw error;
+    const target = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(SCHEMA|TABLE|INDEX|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\S+)/i.exec(
+      statement,
+    );
+    const kind = target?.[1]?.toUpperCase();
+    const name = (target?.[2] ?? '?').replace(/\(.*$/, '');
+    const { rows } = await client.query<{ found: boolean }>(
+      kind === 'SCHEMA'
+        ? `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1) AS found`
+        : kind === 'FUNCTION'
+          ? `SELECT to_regproc($1) IS NOT NULL AS found`
+          : `SELECT to_regclass($1) IS NOT NULL AS found`,
+      [kind === 'SCHEMA' ? name.replace(/"/g, '') : name],
+    );
+    if (rows[0]?.found === true) return;
+    throw new FerryError(
+      'FERRY_S1204',
+      `the write API cannot create ${kind?.toLowerCase() ?? 'object'} ${name}: ${(error as Error).message}. ` +
+        'Grant the service role CREATE on that schema (or the database, for a schema), or create it beforehand ' +
+        '(the statements are in docs/conflicts.md).',
+      { cause: error },
+    );
   }
 }
 
@@ -1928,12 +1962,7 @@ export async function ensureConflictTables(
      END
      $ferry$`,
   ]) {
-    try {
-      await client.query(statement);
-    } catch (error) {
-      // Two processes creating them at once: one wins, the other sees a duplicate.
-      if (!['23505', '42P06', '42P07', 'XX000'].includes(sqlState(error) ?? '')) throw error;
-    }
+    await runDdl(client, statement);
   }
 }
 
