@@ -1846,9 +1846,10 @@ async function runDdl(client: Pick<pg.ClientBase, 'query'>, statement: string): 
     const code = sqlState(error) ?? '';
     if (['23505', '42P06', '42P07', 'XX000'].includes(code)) return;
     if (code !== '42501') throw error;
-    const target = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(SCHEMA|TABLE|INDEX|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\S+)/i.exec(
-      statement,
-    );
+    const target =
+      /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(SCHEMA|TABLE|INDEX|FUNCTION)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\S+)/i.exec(
+        statement,
+      );
     const kind = target?.[1]?.toUpperCase();
     const name = (target?.[2] ?? '?').replace(/\(.*$/, '');
     const { rows } = await client.query<{ found: boolean }>(
