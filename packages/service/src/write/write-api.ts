@@ -870,13 +870,7 @@ export class WriteApi {
         where = renderWhere(table.rule.where, params.length + 1);
         params.push(...whereParams(table.rule.where, client.userId, client.claims));
       }
-      const equals = (name: string, sent: string) => {
-        const column = table.columns.get(name)!;
-        const stored = `${relation}.${column.sql}`;
-        return column.compareAsText
-          ? `(${stored}::text IS NOT DISTINCT FROM ${sent}::${column.cast}::text)`
-          : `(${stored} IS NOT DISTINCT FROM ${sent}::${column.cast})`;
-      };
+      const equals = (name: string, sent: string) => storedEquals(relation, table.columns.get(name)!, sent);
       const select = [
         `__ferry_v.__ferry_k AS k`,
         `${owner} AS owner`,
@@ -1295,10 +1289,11 @@ export class WriteApi {
         }
         continue;
       }
-      output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
+      // The row's stamps as this transaction leaves them are written (once per row) with the round.
+      const stampsChanged = () => output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
       if (effect.kind === 'delete') {
         row.clocks = { rowHlc: null, rowUser: null, clocks: {}, deletedHlc: op.hlc, deletedUser: user };
-        output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
+        stampsChanged();
         row.exists = false;
         row.fromStore = false;
         row.set = new Map();
@@ -1308,7 +1303,6 @@ export class WriteApi {
       if (effect.kind === 'insert' || !row.fromStore) {
         if (effect.kind === 'insert') {
           row.clocks = { rowHlc: op.hlc, rowUser: user, clocks: {}, deletedHlc: null, deletedUser: null };
-          output.clocks.set(key, { table: op.table, id: op.id, state: row.clocks });
           row.set = new Map();
         }
         for (const name of effect.values.keys()) {
@@ -1316,6 +1310,7 @@ export class WriteApi {
           if (effect.kind === 'update' || stamp !== op.hlc) row.clocks.clocks[name] = [stamp, user];
           row.set.set(name, effect.values.get(name) ?? null);
         }
+        stampsChanged();
         row.exists = true;
         row.fromStore = false;
         kept.push(effect);
@@ -1412,7 +1407,10 @@ export class WriteApi {
         row.set.set(name, value);
         if (stamp.hlc === null || outcome.stamp > stamp.hlc) row.clocks.clocks[name] = [outcome.stamp, user];
       }
-      if (values.size > 0) kept.push({ ...effect, values });
+      if (values.size > 0) {
+        kept.push({ ...effect, values });
+        stampsChanged(); // an update whose every field lost leaves the stamps as they were
+      }
     }
     v.effects = kept;
     v.merge = output;
@@ -1430,12 +1428,8 @@ export class WriteApi {
     compare: string | null,
   ): Promise<{ text: string | null; equal: boolean }> {
     const relation = quoteIdent(table.rule.table);
-    const stored = `${relation}.${column.sql}`;
-    const equal = column.compareAsText
-      ? `${stored}::text IS NOT DISTINCT FROM $2::${column.cast}::text`
-      : `${stored} IS NOT DISTINCT FROM $2::${column.cast}`;
     const { rows } = await conn.query<{ v: string | null; e: boolean }>(
-      `SELECT ${stored}::text AS v, ${equal} AS e FROM ${table.sql} AS ${relation} WHERE ${relation}.id = $1::${table.id.cast}`,
+      `SELECT ${relation}.${column.sql}::text AS v, ${storedEquals(relation, column, '$2')} AS e FROM ${table.sql} AS ${relation} WHERE ${relation}.id = $1::${table.id.cast}`,
       [id, compare],
     );
     return { text: rows[0]?.v ?? null, equal: rows[0]?.e === true };
@@ -1742,6 +1736,17 @@ function whereRejection(effect: Effect): Rejection {
     code: 'FERRY_S6004',
     message: `the ${effect.table.rule.name} row would not match the write rules' where after this write`,
   };
+}
+
+/**
+ * SQL: the stored value of `column` equals `sent` (Postgres input text), by
+ * the type's equality, or as text for types without a usable `=`.
+ */
+function storedEquals(relation: string, column: WriteColumn, sent: string): string {
+  const stored = `${relation}.${column.sql}`;
+  return column.compareAsText
+    ? `(${stored}::text IS NOT DISTINCT FROM ${sent}::${column.cast}::text)`
+    : `(${stored} IS NOT DISTINCT FROM ${sent}::${column.cast})`;
 }
 
 /** A column whose sent value must be compared with the stored one (not freely writable). */
